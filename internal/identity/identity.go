@@ -1,0 +1,72 @@
+package identity
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"net"
+	"net/url"
+)
+
+// Identity is the verified identity of a client, derived only from a chain
+// that crypto/x509 has verified against the configured trust anchors.
+// It is immutable after New returns and safe to share between goroutines.
+type Identity struct {
+	// Leaf is the client's certificate.
+	Leaf *x509.Certificate
+	// Chain is the verified chain, leaf first, trust anchor last.
+	Chain []*x509.Certificate
+	// FingerprintSHA256 is the SHA-256 of the leaf's DER encoding.
+	FingerprintSHA256 [32]byte
+	// SPKISHA256 is the SHA-256 of the leaf's DER SubjectPublicKeyInfo.
+	SPKISHA256 [32]byte
+}
+
+// New returns the identity for a verified chain (leaf first). It returns nil
+// when chain is empty.
+func New(chain []*x509.Certificate) *Identity {
+	if len(chain) == 0 || chain[0] == nil {
+		return nil
+	}
+	leaf := chain[0]
+	return &Identity{
+		Leaf:              leaf,
+		Chain:             chain,
+		FingerprintSHA256: sha256.Sum256(leaf.Raw),
+		SPKISHA256:        sha256.Sum256(leaf.RawSubjectPublicKeyInfo),
+	}
+}
+
+// Anchor returns the trust anchor (root) the chain was verified against.
+func (id *Identity) Anchor() *x509.Certificate { return id.Chain[len(id.Chain)-1] }
+
+// Issuer returns the certificate that signed the leaf (the leaf itself for a
+// self-signed, directly trusted certificate).
+func (id *Identity) Issuer() *x509.Certificate {
+	if len(id.Chain) > 1 {
+		return id.Chain[1]
+	}
+	return id.Leaf
+}
+
+// Fingerprint returns the leaf's SHA-256 fingerprint as lower-case hex.
+func (id *Identity) Fingerprint() string { return hex.EncodeToString(id.FingerprintSHA256[:]) }
+
+// Serial returns the leaf's serial number as lower-case hex.
+func (id *Identity) Serial() string { return id.Leaf.SerialNumber.Text(16) }
+
+// Subject returns the leaf's subject in RFC 2253 form, for logs only: policy
+// never matches on this string (DESIGN.md invariant 4).
+func (id *Identity) Subject() string { return id.Leaf.Subject.String() }
+
+// URIs returns the leaf's URI SANs.
+func (id *Identity) URIs() []*url.URL { return id.Leaf.URIs }
+
+// DNSNames returns the leaf's DNS SANs.
+func (id *Identity) DNSNames() []string { return id.Leaf.DNSNames }
+
+// Emails returns the leaf's email SANs.
+func (id *Identity) Emails() []string { return id.Leaf.EmailAddresses }
+
+// IPs returns the leaf's IP SANs.
+func (id *Identity) IPs() []net.IP { return id.Leaf.IPAddresses }

@@ -1,0 +1,3 @@
+// Package testpki mints throwaway certificate authorities, intermediates and
+// leaves for tests, at test time. No private key is ever committed.
+package testpki
