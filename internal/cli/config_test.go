@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/testpki"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// Each testdata/check/NAME.yaml is checked; the output (exit code and
+// stderr) must match NAME.golden word for word. Run with -update after a
+// deliberate wording change.
+func TestConfigCheckGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/check/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no golden inputs")
+	}
+	for _, in := range files {
+		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Run(&Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }},
+				[]string{"config", "check", "--config", in})
+			got := "exit " + itoa(code) + "\n" + stderr.String()
+			golden := strings.TrimSuffix(in, ".yaml") + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("read golden (run with -update to create it): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+			if code == 0 {
+				t.Errorf("invalid config passed the check")
+			}
+			// Every problem is one line that names the file.
+			for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+				if !strings.HasPrefix(line, in) && !strings.HasPrefix(line, "gatehouse: "+in) {
+					t.Errorf("line does not start with the file name: %q", line)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigCheckValid(t *testing.T) {
+	dir := t.TempDir()
+	root := testpki.NewRoot(t, "root")
+	root.WriteCert(t, dir, "ca.pem")
+	root.Server(t, "localhost").Write(t, dir, "server")
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	testpki.WriteFile(t, cfg, []byte(`server_tls:
+  certificates: [{cert: server.pem, key: server-key.pem}]
+client_auth: { mode: require, trusted_cas: [ca.pem] }
+routes:
+  - { name: api, path: /api/, backend: "http://127.0.0.1:9001" }
+`))
+	var stdout, stderr bytes.Buffer
+	code := Run(&Env{Stdout: &stdout, Stderr: &stderr}, []string{"config", "check", "--config", cfg})
+	if code != 0 || stdout.String() != cfg+": OK (1 routes, 1 certificates, client_auth require)\n" || stderr.Len() != 0 {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	// A server certificate without serverAuth is caught by the check.
+	root.Client(t, "not-a-server").Write(t, dir, "server")
+	stdout.Reset()
+	code = Run(&Env{Stdout: &stdout, Stderr: &stderr}, []string{"config", "check", "--config", cfg})
+	if code == 0 || !strings.Contains(stderr.String(), "lacks the serverAuth extended key usage") {
+		t.Fatalf("client cert as server cert: exit %d, %s", code, stderr.String())
+	}
+}
+
+func itoa(n int) string { return strings.TrimSpace(string(rune('0' + n))) }

@@ -1,0 +1,192 @@
+package config
+
+import (
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/authz"
+)
+
+// Config is the whole configuration file. Zero values are replaced by safe
+// defaults in ApplyDefaults; Validate refuses insecure or inconsistent ones.
+type Config struct {
+	// Listen is the gateway's TCP address. Default ":8443".
+	Listen string `yaml:"listen"`
+	// ServerTLS configures the certificates the gateway serves.
+	ServerTLS ServerTLS `yaml:"server_tls"`
+	// ClientAuth configures client certificate verification.
+	ClientAuth ClientAuth `yaml:"client_auth"`
+	// HSTS configures the Strict-Transport-Security header.
+	HSTS HSTS `yaml:"hsts"`
+	// IdentityHeaders lists the identity header formats set for backends:
+	// "xfcc" and/or "rfc9440". Default none. Incoming copies are always removed.
+	IdentityHeaders []string `yaml:"identity_headers"`
+	// Routes map host and path prefixes to backends. At least one is required.
+	Routes []Route `yaml:"routes"`
+	// Timeouts bound how long clients and backends may take.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Limits bound the size of what clients send.
+	Limits Limits `yaml:"limits"`
+	// Admin configures the admin listener.
+	Admin Admin `yaml:"admin"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+}
+
+// ServerTLS configures the gateway's own TLS.
+type ServerTLS struct {
+	// Certificates are chosen by SNI; the first is the default. Required.
+	Certificates []CertKey `yaml:"certificates"`
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+	// CipherSuites restricts the TLS 1.2 suites (TLS 1.3 suites are not
+	// configurable). Empty means all of gatehouse's ECDHE+AEAD suites.
+	CipherSuites []string `yaml:"cipher_suites"`
+	// OCSPStapling staples OCSP responses for the served certificates.
+	// Not yet supported: must be false (the default).
+	OCSPStapling bool `yaml:"ocsp_stapling"`
+}
+
+// CertKey is a certificate chain and its private key.
+type CertKey struct {
+	// Cert is a PEM file: the leaf followed by its intermediates.
+	Cert string `yaml:"cert"`
+	// Key is a PEM private key: PKCS#1, SEC1, PKCS#8 or encrypted PKCS#8.
+	Key string `yaml:"key"`
+	// KeyPassphraseFile holds the passphrase of an encrypted key. Empty
+	// means the key is not encrypted.
+	KeyPassphraseFile string `yaml:"key_passphrase_file"`
+}
+
+// Client authentication modes.
+const (
+	ModeRequire  = "require"
+	ModeOptional = "optional"
+	ModeNone     = "none"
+)
+
+// ClientAuth configures how client certificates are requested and verified.
+type ClientAuth struct {
+	// Mode is require (default), optional or none.
+	Mode string `yaml:"mode"`
+	// TrustedCAs are PEM files of the CAs client certificates must chain to.
+	// Required unless Mode is none. The system roots are never used.
+	TrustedCAs []string `yaml:"trusted_cas"`
+	// Revocation configures CRL and OCSP checking.
+	Revocation Revocation `yaml:"revocation"`
+}
+
+// Revocation configures client certificate revocation checking.
+type Revocation struct {
+	// CRL lists CRL files and http(s) URLs.
+	CRL []string `yaml:"crl"`
+	// Refresh is how often CRLs are re-read. Default 1m.
+	Refresh Duration `yaml:"refresh"`
+	// OCSP is off (default), prefer or require.
+	OCSP string `yaml:"ocsp"`
+	// Unavailable is reject (default) or allow-with-warning.
+	Unavailable string `yaml:"unavailable"`
+}
+
+// HSTS configures Strict-Transport-Security.
+type HSTS struct {
+	// MaxAge defaults to 2y. It must be at least 1d (a shorter one would
+	// let the policy lapse between visits); 0 is refused, HSTS is always on.
+	MaxAge Duration `yaml:"max_age"`
+	// IncludeSubdomains adds includeSubDomains. Default false.
+	IncludeSubdomains bool `yaml:"include_subdomains"`
+	// Preload adds preload (requires include_subdomains and max_age >= 1y).
+	Preload bool `yaml:"preload"`
+}
+
+// Route maps requests to a backend.
+type Route struct {
+	// Name identifies the route in logs and metrics. Required, unique.
+	Name string `yaml:"name"`
+	// Host is an exact host name or "*.example.com". Empty matches any host.
+	Host string `yaml:"host"`
+	// Path is a path prefix: "/orders/" matches everything below it,
+	// "/healthz" matches itself and anything below "/healthz/". Default "/".
+	Path string `yaml:"path"`
+	// Backend is an http:// or https:// URL. Required.
+	Backend string `yaml:"backend"`
+	// RequireClientCert defaults to true; false needs client_auth.mode
+	// optional or none.
+	RequireClientCert *bool `yaml:"require_client_cert"`
+	// Allow lists the rules of which one must match; empty allows any
+	// verified client.
+	Allow []authz.Rule `yaml:"allow"`
+	// Methods restricts HTTP methods. Empty allows all.
+	Methods []string `yaml:"methods"`
+	// MaxBody bounds the request body. Default limits.max_body.
+	MaxBody Size `yaml:"max_body"`
+	// RateLimit is not yet supported: must be absent.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// UpstreamTLS configures TLS to an https backend.
+	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
+}
+
+// RateLimit configures a token bucket.
+type RateLimit struct {
+	Per   string `yaml:"per"`
+	Rate  string `yaml:"rate"`
+	Burst int    `yaml:"burst"`
+}
+
+// UpstreamTLS configures how gatehouse connects to an https backend.
+type UpstreamTLS struct {
+	// CA is a PEM file of CAs for the backend's certificate. Empty means
+	// the system roots.
+	CA string `yaml:"ca"`
+	// Cert and Key are the gateway's client certificate for the backend.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ServerName overrides the name verified in the backend certificate.
+	ServerName string `yaml:"server_name"`
+}
+
+// Timeouts bound client and backend activity.
+type Timeouts struct {
+	// Handshake bounds the TLS handshake. Default 10s.
+	Handshake Duration `yaml:"handshake"`
+	// ReadHeader bounds reading the request headers. Default 10s.
+	ReadHeader Duration `yaml:"read_header"`
+	// Idle bounds a keep-alive connection's wait for the next request. Default 2m.
+	Idle Duration `yaml:"idle"`
+	// BackendConnect bounds dialing a backend. Default 5s.
+	BackendConnect Duration `yaml:"backend_connect"`
+	// BackendResponse bounds the wait for the backend's response headers
+	// (504 after it). Default 60s.
+	BackendResponse Duration `yaml:"backend_response"`
+	// Shutdown bounds draining in-flight requests on SIGINT/SIGTERM. Default 30s.
+	Shutdown Duration `yaml:"shutdown"`
+}
+
+// Limits bound what a client may send.
+type Limits struct {
+	// MaxHeaderBytes bounds the request line and headers. Default 64KiB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxBody bounds request bodies unless a route says otherwise. Default 10MiB.
+	MaxBody Size `yaml:"max_body"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// Listen is the admin address (/healthz, /readyz). Empty (the default)
+	// disables it. A non-loopback address is refused (DESIGN.md invariant 9).
+	Listen string `yaml:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Audit is where JSON audit records go: stdout (default), stderr, off
+	// or a file path.
+	Audit string `yaml:"audit"`
+}
+
+// Duration is a time.Duration written as "30s", "90d" or "2y".
+type Duration time.Duration
+
+// Size is a byte count written as "65536", "64KiB" or "1MiB".
+type Size int64
