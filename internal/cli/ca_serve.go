@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/pki"
+)
+
+func newCAServeCmd(env *Env) *cobra.Command {
+	var (
+		f            caFlags
+		listen, poll string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve --dir DIR --listen ADDR",
+		Short: "Publish the CRL and answer OCSP over HTTP",
+		Long: `Serve the CA's revocation information over plain HTTP (so that it can be
+fetched before any trust exists; CRLs and OCSP answers are signed):
+
+  GET /crl               the current CRL, DER (PEM with ?format=pem)
+  POST /ocsp, GET /ocsp/<base64 request>   OCSP, RFC 6960 and RFC 5019
+
+OCSP answers good, revoked (with time and reason) or unknown, signed by the
+issuing CA, cached until the inventory changes. Revocations made by
+'gatehouse ca revoke' in another process are picked up within --poll, without
+a restart. The CRL is re-signed before it expires. Runs until Ctrl-C.`,
+		Example: `  gatehouse ca serve --dir pki --listen 127.0.0.1:8089
+  openssl ocsp -issuer pki/ca.pem -CAfile pki/ca.pem -cert api.pem -url http://127.0.0.1:8089/ocsp`,
+		Args: cobra.NoArgs,
+		RunE: caRunE(func() error {
+			p, err := parseDurationFlag("poll", poll)
+			if err != nil {
+				return err
+			}
+			ca, err := openCA(env, &f)
+			if err != nil {
+				return err
+			}
+			defer ca.Close()
+			log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+			srv, err := pki.NewServer(ca, pki.ServerOptions{Poll: p, Logger: log})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("ca serve: %w", err)
+			}
+			base := "http://" + ln.Addr().String()
+			// This line is the ready signal: tests wait for it.
+			fmt.Fprintf(env.Stdout, "gatehouse ca serve: CRL at %s/crl, OCSP at %s/ocsp\n", base, base)
+			if u := ca.Settings().URL; u != "" && u != base {
+				fmt.Fprintf(env.Stdout, "  certificates point to %s: make sure it reaches this server\n", u)
+			}
+			return srv.Serve(env.ctx(), ln)
+		}),
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8089", "address to listen on")
+	cmd.Flags().StringVar(&poll, "poll", pki.FormatDuration(time.Second), "how often to look for revocations made by other processes")
+	return cmd
+}
