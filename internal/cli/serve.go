@@ -1,0 +1,143 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+func newServeCmd(env *Env) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run the gateway",
+		Long: `Run the gateway with the configuration in FILE until SIGINT or SIGTERM,
+then stop accepting connections and drain in-flight requests.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), env, path, nil)
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
+	cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// serve loads the configuration at path and runs the gateway until ctx is
+// done. If ready is not nil it receives the gateway's address once it
+// listens.
+func serve(ctx context.Context, env *Env, path string, ready func(addr net.Addr)) error {
+	f, err := config.Load(path)
+	if err != nil {
+		return usageError(err)
+	}
+	c := &f.Config
+	level, err := telemetry.ParseLevel(c.Log.Level)
+	if err != nil {
+		return usageError(err)
+	}
+	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	dest := c.Log.Audit
+	if dest != "stdout" && dest != "stderr" && dest != "off" {
+		dest = f.Resolve(dest)
+	}
+	audit, closeAudit, err := telemetry.OpenAudit(dest, env.Stdout, env.Stderr)
+	if err != nil {
+		return err
+	}
+	defer closeAudit.Close()
+	gw, err := gateway.New(f, gateway.Options{Log: logger, Audit: audit})
+	if err != nil {
+		return usageError(err)
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if c.Admin.Listen != "" {
+		stop, err := serveAdmin(c.Admin.Listen, gw.AdminHandler(), logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
+	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "routes", len(c.Routes), "client_auth", c.ClientAuth.Mode)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	return gw.Serve(ctx, ln)
+}
+
+func serveAdmin(addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("admin server stopped", "err", err)
+		}
+	}()
+	logger.Info("admin listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
+}
+
+func newConfigCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Work with configuration files",
+	}
+	var path string
+	check := &cobra.Command{
+		Use:   "check --config FILE",
+		Short: "Validate a configuration file and every file it names",
+		Long: `Validate FILE: strict YAML, safe values, and every certificate, key and
+CA it names loads. Exit 0 when valid; otherwise print each problem as
+FILE:LINE: FIELD: PROBLEM and exit 1.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return checkConfig(env.Stdout, env.Stderr, path)
+		},
+	}
+	check.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
+	check.MarkFlagRequired("config")
+	cmd.AddCommand(check)
+	return cmd
+}
+
+func checkConfig(stdout, stderr io.Writer, path string) error {
+	f, err := config.Load(path)
+	if err == nil {
+		err = gateway.Check(f)
+	}
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintln(stderr, e)
+		}
+		noun := "problems"
+		if len(errs) == 1 {
+			noun = "problem"
+		}
+		return &exitError{code: ExitError, err: fmt.Errorf("%s: %d %s", path, len(errs), noun)}
+	}
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d routes, %d certificates, client_auth %s)\n",
+		path, len(f.Config.Routes), len(f.Config.ServerTLS.Certificates), f.Config.ClientAuth.Mode)
+	return nil
+}

@@ -1,0 +1,221 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/sanitize"
+)
+
+// reqState is one request's decisions, shared by the handler, Rewrite,
+// the proxy's error handler and the audit record.
+type reqState struct {
+	route           *route
+	path            string // normalized escaped path, matched and forwarded
+	id              *identity.Identity
+	identityHeaders http.Header
+	status          int
+	reason          string // why the request was refused or failed (logs only)
+}
+
+type reqStateKey struct{}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(reqStateKey{}).(*reqState)
+	if st == nil {
+		st = &reqState{} // never nil, so error paths need no checks
+	}
+	return st
+}
+
+// ServeHTTP is the request path: route by host and normalized path,
+// SNI/Host check, client certificate requirement, authorization, limits,
+// identity headers, backend, audit record.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	if info == nil || info.snap == nil {
+		// Only reachable if the handler is mounted outside Serve.
+		writeError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	info.handshakeTimer.Stop()
+	snap := s.snap.Load()
+	st := &reqState{id: info.id}
+	rec := &statusRecorder{ResponseWriter: w}
+	w.Header().Set("Strict-Transport-Security", snap.hsts)
+	defer func() { s.auditRequest(r, st, rec, start) }()
+
+	s.serve(rec, r, snap, info, st)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, snap *snapshot, info *connInfo, st *reqState) {
+	refuse := func(status int, public, reason string) {
+		st.status, st.reason = status, reason
+		writeError(w, status, public)
+	}
+	path, err := sanitize.Path(r.URL.EscapedPath())
+	if err != nil {
+		refuse(http.StatusBadRequest, "bad request path", "path "+strconv.Quote(r.URL.EscapedPath())+": "+err.Error())
+		return
+	}
+	st.path = path
+	host := requestHost(r)
+	// The SNI name chose the certificate and the handshake's policy; a
+	// Host that would have chosen another virtual host must reconnect
+	// (DESIGN.md invariant 5).
+	if info.sni != "" && info.sni != host {
+		refuse(http.StatusMisdirectedRequest, "misdirected request", "Host "+strconv.Quote(host)+" differs from TLS SNI "+strconv.Quote(info.sni))
+		return
+	}
+	if info.sni == "" && snap.vhost(host) != 0 {
+		refuse(http.StatusMisdirectedRequest, "misdirected request", "no SNI sent, and Host "+strconv.Quote(host)+" selects a different virtual host than the default")
+		return
+	}
+	rt, err := snap.match(host, path)
+	if err != nil {
+		refuse(http.StatusNotFound, "no route", "no route for host "+strconv.Quote(host)+" path "+strconv.Quote(path))
+		return
+	}
+	st.route = rt
+	if rt.requires {
+		if st.id == nil {
+			refuse(http.StatusForbidden, "client certificate required", "route requires a client certificate and none was presented")
+			return
+		}
+		if d := rt.policy.Evaluate(st.id); !d.Allowed {
+			refuse(http.StatusForbidden, "forbidden", d.Reason)
+			return
+		}
+	}
+	if rt.methods != nil && !rt.methods[r.Method] {
+		w.Header().Set("Allow", rt.allow)
+		refuse(http.StatusMethodNotAllowed, "method not allowed", "method "+r.Method+" not in the route's methods")
+		return
+	}
+	if r.ContentLength > rt.maxBody {
+		refuse(http.StatusRequestEntityTooLarge, "request body too large", "Content-Length "+strconv.FormatInt(r.ContentLength, 10)+" exceeds max_body")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+	if st.id != nil {
+		st.identityHeaders = identityHeaders(snap, st.id)
+	}
+	rt.proxy.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
+}
+
+// requestHost returns the Host header's name, without port, lower-cased
+// and without a trailing dot.
+func requestHost(r *http.Request) string {
+	h := r.Host
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	return config.NormalizeHost(h)
+}
+
+// identityHeaders returns the headers that carry the verified identity to
+// the backend, in the configured formats.
+func identityHeaders(snap *snapshot, id *identity.Identity) http.Header {
+	h := http.Header{}
+	if snap.xfcc {
+		h.Set("X-Forwarded-Client-Cert", identity.XFCC(id))
+	}
+	if snap.rfc9440 {
+		cert, chain := identity.RFC9440(id)
+		h.Set("Client-Cert", cert)
+		if chain != "" {
+			h.Set("Client-Cert-Chain", chain)
+		}
+	}
+	return h
+}
+
+// stripIdentity removes every incoming header that could pose as an
+// identity header (DESIGN.md invariant 6).
+func stripIdentity(h http.Header) { sanitize.StripIdentityHeaders(h) }
+
+// writeError writes the short JSON error clients get; the reason stays in
+// the logs (DESIGN.md invariant 8).
+func writeError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}{msg, status})
+}
+
+func (s *Server) auditRequest(r *http.Request, st *reqState, rec *statusRecorder, start time.Time) {
+	status := rec.status
+	if st.status == 499 {
+		status = 499
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs,
+		slog.String("event", "request"),
+		slog.String("remote", r.RemoteAddr),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", st.path),
+		slog.String("proto", r.Proto),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("duration", s.now().Sub(start)),
+	)
+	if st.route != nil {
+		attrs = append(attrs, slog.String("route", st.route.name))
+	}
+	if st.id != nil {
+		attrs = append(attrs,
+			slog.String("subject", st.id.Subject()),
+			slog.String("serial", st.id.Serial()),
+			slog.String("issuer", st.id.Leaf.Issuer.String()),
+			slog.String("fingerprint_sha256", st.id.Fingerprint()))
+	}
+	level := slog.LevelInfo
+	if st.reason != "" {
+		attrs = append(attrs, slog.String("reason", st.reason))
+		level = slog.LevelWarn
+	}
+	s.audit.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// statusRecorder records the status and size of a response. Unwrap lets
+// http.ResponseController reach Flush and Hijack (streaming, WebSocket).
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 && code >= 200 { // 1xx are interim
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,278 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/certsource"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/tlsconf"
+)
+
+// snapshot is everything the gateway needs to serve, built completely from
+// one configuration and never changed afterwards. A reload builds a new one
+// and swaps a pointer, so a request sees one consistent state.
+type snapshot struct {
+	file     *config.File
+	tls      *tls.Config // base server config; cloned per connection
+	verifier *tlsconf.Verifier
+	routes   []*route // in match order: longest path first, then most specific host
+	// certNames are the DNS names of each served certificate, to tell
+	// which virtual host a name selects (index 0 is the default).
+	certNames [][]string
+	hsts      string
+	xfcc      bool
+	rfc9440   bool
+	timeouts  config.Timeouts
+	limits    config.Limits
+}
+
+// route is a provisioned config.Route.
+type route struct {
+	name     string
+	host     string // normalized; "" for any host; "*.example.com" for a wildcard
+	path     string
+	backend  *url.URL
+	requires bool
+	policy   *authz.Policy
+	methods  map[string]bool // nil: any method
+	allow    string          // the Allow header for 405 answers
+	maxBody  int64
+	proxy    *proxy
+}
+
+// provision loads every file the configuration names and builds a
+// snapshot. Errors are config.Errors with file, line and field.
+func provision(f *config.File) (*snapshot, error) {
+	c := &f.Config
+	var errs config.Errors
+	fail := func(field string, err error) {
+		errs = append(errs, &config.FieldError{File: f.Path, Line: f.Line(field), Field: field, Err: err})
+	}
+	s := &snapshot{file: f, timeouts: c.Timeouts, limits: c.Limits}
+
+	var certs []tls.Certificate
+	for i, ck := range c.ServerTLS.Certificates {
+		field := "server_tls.certificates[" + strconv.Itoa(i) + "]"
+		var pass []byte
+		if ck.KeyPassphraseFile != "" {
+			p, err := certsource.ReadPassphrase(f.Resolve(ck.KeyPassphraseFile))
+			if err != nil {
+				fail(field+".key_passphrase_file", err)
+				continue
+			}
+			pass = p
+		}
+		kp, err := certsource.LoadKeyPair(f.Resolve(ck.Cert), f.Resolve(ck.Key), pass)
+		if err != nil {
+			fail(field, err)
+			continue
+		}
+		if !hasEKU(kp.Leaf, x509.ExtKeyUsageServerAuth) {
+			fail(field+".cert", fmt.Errorf("%s (subject %q) lacks the serverAuth extended key usage; clients will refuse it (issue it with --profile server)", ck.Cert, kp.Leaf.Subject))
+			continue
+		}
+		certs = append(certs, kp)
+		s.certNames = append(s.certNames, certDNSNames(kp.Leaf))
+	}
+
+	minV, err := tlsconf.Version(c.ServerTLS.MinVersion)
+	if err != nil {
+		fail("server_tls.min_version", err)
+	}
+	var suites []uint16
+	for _, name := range c.ServerTLS.CipherSuites {
+		id, err := config.CipherSuite(name)
+		if err == nil {
+			suites = append(suites, id)
+		}
+	}
+
+	var pool *x509.CertPool
+	if c.ClientAuth.Mode != config.ModeNone {
+		var resolved []string
+		for _, p := range c.ClientAuth.TrustedCAs {
+			resolved = append(resolved, f.Resolve(p))
+		}
+		pool, _, err = certsource.LoadCAs(resolved)
+		if err != nil {
+			fail("client_auth.trusted_cas", err)
+		}
+	}
+	s.verifier = &tlsconf.Verifier{Roots: pool, Required: c.ClientAuth.Mode == config.ModeRequire}
+	s.tls = tlsconf.ServerConfig(tlsconf.Params{
+		MinVersion:   minV,
+		CipherSuites: suites,
+		Certificates: certs,
+		ClientAuth:   tlsconf.ClientAuthType(c.ClientAuth.Mode),
+		ClientCAs:    pool,
+	})
+
+	s.hsts = hstsValue(c.HSTS)
+	for _, h := range c.IdentityHeaders {
+		s.xfcc = s.xfcc || h == "xfcc"
+		s.rfc9440 = s.rfc9440 || h == "rfc9440"
+	}
+
+	transports := map[string]*proxy{}
+	for i := range c.Routes {
+		rc := &c.Routes[i]
+		field := "routes[" + strconv.Itoa(i) + "]"
+		r, err := newRoute(f, rc, transports)
+		if err != nil {
+			// Point at the offending allow rule's line, when it is one.
+			var re *authz.RuleError
+			line := f.Line(field)
+			if errors.As(err, &re) {
+				line = f.Line(field + ".allow[" + strconv.Itoa(re.Index) + "]." + re.Field)
+			}
+			errs = append(errs, &config.FieldError{File: f.Path, Line: line, Field: field, Err: err})
+			continue
+		}
+		s.routes = append(s.routes, r)
+	}
+	sort.SliceStable(s.routes, func(i, j int) bool {
+		a, b := s.routes[i], s.routes[j]
+		if len(a.path) != len(b.path) {
+			return len(a.path) > len(b.path)
+		}
+		return hostRank(a.host) > hostRank(b.host)
+	})
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return s, nil
+}
+
+func newRoute(f *config.File, rc *config.Route, proxies map[string]*proxy) (*route, error) {
+	backend, err := url.Parse(rc.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	r := &route{
+		name:     rc.Name,
+		host:     config.NormalizeHost(rc.Host),
+		path:     rc.Path,
+		backend:  backend,
+		requires: rc.Requires(),
+		maxBody:  int64(rc.MaxBody),
+	}
+	r.policy, err = authz.Compile(rc.Allow, func(p string) ([]*x509.Certificate, error) {
+		return certsource.LoadCerts(f.Resolve(p))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(rc.Methods) > 0 {
+		r.methods = map[string]bool{}
+		for _, m := range rc.Methods {
+			r.methods[m] = true
+		}
+		r.allow = strings.Join(rc.Methods, ", ")
+	}
+	r.proxy, err = proxyFor(f, rc, proxies)
+	if err != nil {
+		return nil, fmt.Errorf("upstream_tls: %w", err)
+	}
+	return r, nil
+}
+
+func hostRank(h string) int {
+	switch {
+	case h == "":
+		return 0
+	case strings.HasPrefix(h, "*."):
+		return 1
+	}
+	return 2
+}
+
+func hasEKU(c *x509.Certificate, want x509.ExtKeyUsage) bool {
+	if len(c.ExtKeyUsage) == 0 && len(c.UnknownExtKeyUsage) == 0 {
+		return true // no EKU extension: any usage (RFC 5280 4.2.1.12)
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == want || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
+func certDNSNames(c *x509.Certificate) []string {
+	var names []string
+	for _, n := range c.DNSNames {
+		names = append(names, config.NormalizeHost(n))
+	}
+	return names
+}
+
+func hstsValue(h config.HSTS) string {
+	v := "max-age=" + strconv.FormatInt(int64(time.Duration(h.MaxAge)/time.Second), 10)
+	if h.IncludeSubdomains {
+		v += "; includeSubDomains"
+	}
+	if h.Preload {
+		v += "; preload"
+	}
+	return v
+}
+
+// errNoRoute is returned by match when no route serves host and path.
+var errNoRoute = errors.New("no route")
+
+// match returns the route for a normalized host and path: the longest
+// matching path prefix, then the most specific host (exact, wildcard, any).
+func (s *snapshot) match(host, path string) (*route, error) {
+	for _, r := range s.routes {
+		if hostMatches(r.host, host) && pathMatches(r.path, path) {
+			return r, nil
+		}
+	}
+	return nil, errNoRoute
+}
+
+func hostMatches(pattern, host string) bool {
+	switch {
+	case pattern == "":
+		return true
+	case strings.HasPrefix(pattern, "*."):
+		// "*.example.com" matches exactly one more label.
+		rest, ok := strings.CutSuffix(host, pattern[1:])
+		return ok && rest != "" && !strings.Contains(rest, ".")
+	}
+	return pattern == host
+}
+
+// pathMatches: "/orders/" matches everything below it; "/healthz" matches
+// itself and what is below "/healthz/", but not "/healthzz".
+func pathMatches(prefix, path string) bool {
+	if strings.HasSuffix(prefix, "/") {
+		return strings.HasPrefix(path, prefix)
+	}
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// vhost returns the index of the certificate that crypto/tls would choose
+// for name (0, the default, when none names it).
+func (s *snapshot) vhost(name string) int {
+	if name == "" {
+		return 0
+	}
+	for i, names := range s.certNames {
+		for _, n := range names {
+			if hostMatches(n, name) {
+				return i
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,255 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/identity"
+)
+
+// Server is the gateway. Its configuration is an immutable snapshot behind
+// an atomic pointer, so a reload is one swap.
+type Server struct {
+	snap  atomic.Pointer[snapshot]
+	log   *slog.Logger
+	audit *slog.Logger
+	now   func() time.Time
+
+	// listenerTLS is the long-lived config given to tls.NewListener. It
+	// owns the session ticket keys (crypto/tls generates them in memory
+	// and rotates them daily, dropping each after a week; none is ever
+	// static or written down) and picks the current snapshot per
+	// connection in GetConfigForClient.
+	listenerTLS *tls.Config
+
+	mu      sync.Mutex
+	servers []*http.Server
+}
+
+// Options are the optional parts of a Server.
+type Options struct {
+	// Log receives operational messages. If nil, slog.Default is used.
+	Log *slog.Logger
+	// Audit receives one JSON record per request and per refused
+	// handshake. If nil, audit records are discarded.
+	Audit *slog.Logger
+	// Now returns the current time. If nil, time.Now is used.
+	Now func() time.Time
+}
+
+// New provisions a gateway from a loaded configuration. It fails, naming
+// file, line and field, when a certificate, key or CA cannot be loaded.
+func New(f *config.File, opts Options) (*Server, error) {
+	s := &Server{log: opts.Log, audit: opts.Audit, now: opts.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.audit == nil {
+		s.audit = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	snap, err := provision(f)
+	if err != nil {
+		return nil, err
+	}
+	snap.verifier.Now = s.now
+	s.snap.Store(snap)
+	s.listenerTLS = &tls.Config{
+		GetConfigForClient: s.configForClient,
+		Time:               s.now,
+		// Never used: GetConfigForClient always returns a config. Set so
+		// that tls.NewListener accepts this config.
+		Certificates: snap.tls.Certificates,
+	}
+	return s, nil
+}
+
+// Check provisions f without serving: what `gatehouse config check` runs
+// after Load, so that a missing or wrong file is found before deployment.
+func Check(f *config.File) error {
+	_, err := provision(f)
+	return err
+}
+
+// connInfo is what the handshake learned about one connection. It is
+// written during the handshake, before the connection serves any request,
+// and only read afterwards.
+type connInfo struct {
+	snap *snapshot          // the snapshot in force at the handshake
+	sni  string             // normalized SNI ("" if none was sent)
+	id   *identity.Identity // nil when no certificate was presented
+	// handshakeTimer closes the connection if the handshake stalls.
+	handshakeTimer *time.Timer
+	// refused is set when VerifyConnection refused the client, so that
+	// Close lingers long enough for the client to read the alert.
+	refused atomic.Bool
+}
+
+// trackedConn carries connInfo from Accept to the handshake callbacks
+// (hello.Conn) and to the request path (http.Server.ConnContext).
+type trackedConn struct {
+	net.Conn
+	info *connInfo
+}
+
+// Lingering bounds for a refused handshake.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 64 << 10
+)
+
+// Close closes the connection. After a refused handshake it first
+// half-closes and drains what the client already sent: closing with
+// unread data makes the kernel send a reset, which can overtake the TLS
+// alert, and the client would see "connection reset" instead of why it
+// was refused. The drain is bounded in time and bytes.
+func (c *trackedConn) Close() error {
+	c.info.handshakeTimer.Stop()
+	if c.info.refused.Load() {
+		if tcp, ok := c.Conn.(*net.TCPConn); ok {
+			tcp.CloseWrite()
+			tcp.SetReadDeadline(time.Now().Add(lingerTime))
+			io.CopyN(io.Discard, tcp, lingerBytes)
+		}
+	}
+	return c.Conn.Close()
+}
+
+type trackingListener struct {
+	net.Listener
+	handshake func() time.Duration
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, info: &connInfo{}}
+	// Force the handshake to finish in time: a client that opens a
+	// connection and stalls must not hold it until the header timeout.
+	tc.info.handshakeTimer = time.AfterFunc(l.handshake(), func() { c.Close() })
+	return tc, nil
+}
+
+func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	snap := s.snap.Load()
+	tc, ok := hello.Conn.(*trackedConn)
+	if !ok {
+		return nil, errors.New("connection not accepted by the gateway listener")
+	}
+	info := tc.info
+	info.snap = snap
+	info.sni = config.NormalizeHost(hello.ServerName)
+	// A per-connection copy lets VerifyConnection record the identity for
+	// this connection. Ticket keys still come from listenerTLS.
+	cfg := snap.tls.Clone()
+	cfg.Time = s.now
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		// Runs on every handshake, full or resumed, against the policy in
+		// force now (DESIGN.md invariant 3).
+		id, err := snap.verifier.Verify(cs.PeerCertificates)
+		if err != nil {
+			info.refused.Store(true)
+			s.auditHandshake(tc, cs, err)
+			return err
+		}
+		info.id = id
+		info.handshakeTimer.Stop()
+		return nil
+	}
+	return cfg, nil
+}
+
+func (s *Server) auditHandshake(c net.Conn, cs tls.ConnectionState, err error) {
+	attrs := []any{
+		slog.String("event", "handshake_refused"),
+		slog.String("remote", c.RemoteAddr().String()),
+		slog.String("sni", cs.ServerName),
+		slog.Bool("resumed", cs.DidResume),
+		slog.String("reason", err.Error()),
+	}
+	if len(cs.PeerCertificates) > 0 {
+		leaf := cs.PeerCertificates[0]
+		attrs = append(attrs,
+			slog.String("subject", leaf.Subject.String()),
+			slog.String("serial", leaf.SerialNumber.Text(16)),
+			slog.String("issuer", leaf.Issuer.String()))
+	}
+	s.audit.Warn("handshake refused", attrs...)
+}
+
+// Serve accepts TLS connections on ln until ctx is cancelled, then stops
+// accepting and waits (up to timeouts.shutdown) for in-flight requests.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	snap := s.snap.Load()
+	tl := &trackingListener{Listener: ln, handshake: func() time.Duration {
+		return time.Duration(s.snap.Load().timeouts.Handshake)
+	}}
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: time.Duration(snap.timeouts.ReadHeader),
+		IdleTimeout:       time.Duration(snap.timeouts.Idle),
+		MaxHeaderBytes:    int(snap.limits.MaxHeaderBytes),
+		ErrorLog:          log.New(&slogWriter{s.log}, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*tls.Conn); ok {
+				if t, ok := tc.NetConn().(*trackedConn); ok {
+					return context.WithValue(ctx, connInfoKey{}, t.info)
+				}
+			}
+			return ctx
+		},
+	}
+	s.mu.Lock()
+	s.servers = append(s.servers, hs)
+	s.mu.Unlock()
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(tls.NewListener(tl, s.listenerTLS)) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.snap.Load().timeouts.Shutdown))
+	defer cancel()
+	s.log.Info("shutting down: draining in-flight requests", "timeout", time.Duration(s.snap.Load().timeouts.Shutdown))
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	<-errc
+	return nil
+}
+
+type connInfoKey struct{}
+
+// slogWriter routes net/http's internal messages (TLS handshake errors,
+// mostly client noise) to the log at debug level.
+type slogWriter struct{ l *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug(string(trimNewline(p)), "source", "net/http")
+	return len(p), nil
+}
+
+func trimNewline(p []byte) []byte {
+	if n := len(p); n > 0 && p[n-1] == '\n' {
+		return p[:n-1]
+	}
+	return p
+}
