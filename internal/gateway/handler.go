@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/sanitize"
+	"github.com/gatehouse/gatehouse/internal/tlsconf"
 )
 
 // reqState is one request's decisions, shared by the handler, Rewrite,
@@ -41,19 +45,59 @@ func stateFrom(ctx context.Context) *reqState {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
-	if info == nil || info.snap == nil {
+	v := (*verification)(nil)
+	if info != nil {
+		v = info.verified.Load()
+	}
+	if v == nil {
 		// Only reachable if the handler is mounted outside Serve.
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	info.handshakeTimer.Stop()
 	snap := s.snap.Load()
-	st := &reqState{id: info.id}
+	st := &reqState{id: v.id}
 	rec := &statusRecorder{ResponseWriter: w}
 	w.Header().Set("Strict-Transport-Security", snap.hsts)
 	defer func() { s.auditRequest(r, st, rec, start) }()
 
+	if err := s.current(info, v, snap, r, st); err != nil {
+		st.status, st.reason = http.StatusForbidden, err.Error()
+		writeError(rec, http.StatusForbidden, "client certificate not accepted")
+		return
+	}
 	s.serve(rec, r, snap, info, st)
+}
+
+// current holds an open connection to the policy in force now: after a
+// reload the chain is verified again under the new snapshot (a removed
+// CA no longer admits anyone), and a certificate that expired while the
+// connection stayed open is refused. Without a reload this costs one
+// pointer comparison and a time comparison per request.
+func (s *Server) current(info *connInfo, v *verification, snap *snapshot, r *http.Request, st *reqState) error {
+	if v.snap != snap {
+		var peer []*x509.Certificate
+		if r.TLS != nil {
+			peer = r.TLS.PeerCertificates
+		}
+		id, err := snap.verifier.Verify(peer)
+		if err != nil && !errors.Is(err, tlsconf.ErrNoCertificate) {
+			return fmt.Errorf("after reload: %w", err)
+		}
+		if err == nil {
+			info.verified.CompareAndSwap(v, &verification{snap: snap, id: id})
+		}
+		st.id = id
+	}
+	if st.id != nil {
+		now := s.now()
+		for _, c := range st.id.Chain {
+			if now.After(c.NotAfter) {
+				return fmt.Errorf("certificate %q (serial %s) expired at %s during the connection",
+					c.Subject, c.SerialNumber.Text(16), c.NotAfter.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, snap *snapshot, info *connInfo, st *reqState) {

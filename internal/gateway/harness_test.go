@@ -1,12 +1,14 @@
 package gateway
 
 import (
+
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/identity"
 	"io"
 	"log/slog"
 	"net"
@@ -246,3 +248,8 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // client returns an HTTP client connected to this gateway.
 func (g *gw) client(tc *tls.Config, h2 bool) *http.Client { return httpClient(g.addr, tc, h2) }
+
+// verifyLeaf returns the identity of a leaf issued by the test PKI.
+func verifyLeaf(l *testpki.Leaf) *identity.Identity {
+	return identity.New(l.Chain)
+}

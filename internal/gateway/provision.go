@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -33,6 +35,10 @@ type snapshot struct {
 	rfc9440   bool
 	timeouts  config.Timeouts
 	limits    config.Limits
+	// policyID digests what a client certificate was accepted under (the
+	// client auth mode and the trusted CAs). Session tickets carry it, so
+	// a ticket minted under one CA set is not resumed under another.
+	policyID [32]byte
 }
 
 // route is a provisioned config.Route.
@@ -97,16 +103,18 @@ func provision(f *config.File) (*snapshot, error) {
 	}
 
 	var pool *x509.CertPool
+	var cas []*x509.Certificate
 	if c.ClientAuth.Mode != config.ModeNone {
 		var resolved []string
 		for _, p := range c.ClientAuth.TrustedCAs {
 			resolved = append(resolved, f.Resolve(p))
 		}
-		pool, _, err = certsource.LoadCAs(resolved)
+		pool, cas, err = certsource.LoadCAs(resolved)
 		if err != nil {
 			fail("client_auth.trusted_cas", err)
 		}
 	}
+	s.policyID = policyDigest(c.ClientAuth.Mode, cas)
 	s.verifier = &tlsconf.Verifier{Roots: pool, Required: c.ClientAuth.Mode == config.ModeRequire}
 	s.tls = tlsconf.ServerConfig(tlsconf.Params{
 		MinVersion:   minV,
@@ -183,6 +191,24 @@ func newRoute(f *config.File, rc *config.Route, proxies map[string]*proxy) (*rou
 		return nil, fmt.Errorf("upstream_tls: %w", err)
 	}
 	return r, nil
+}
+
+// policyDigest is a digest of the client auth mode and the trusted CAs,
+// independent of file order.
+func policyDigest(mode string, cas []*x509.Certificate) [32]byte {
+	sums := make([][32]byte, len(cas))
+	for i, c := range cas {
+		sums[i] = sha256.Sum256(c.Raw)
+	}
+	sort.Slice(sums, func(i, j int) bool { return bytes.Compare(sums[i][:], sums[j][:]) < 0 })
+	h := sha256.New()
+	h.Write([]byte(mode))
+	for _, s := range sums {
+		h.Write(s[:])
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
 }
 
 func hostRank(h string) int {

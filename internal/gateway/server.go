@@ -88,14 +88,23 @@ func Check(f *config.File) error {
 // written during the handshake, before the connection serves any request,
 // and only read afterwards.
 type connInfo struct {
-	snap *snapshot          // the snapshot in force at the handshake
-	sni  string             // normalized SNI ("" if none was sent)
-	id   *identity.Identity // nil when no certificate was presented
+	sni string // normalized SNI ("" if none was sent)
+	// verified is the identity and the snapshot it was verified under. The
+	// handshake sets it; a request that finds a newer snapshot in force
+	// verifies the chain again and replaces it. Atomic because HTTP/2
+	// serves a connection's requests concurrently.
+	verified atomic.Pointer[verification]
 	// handshakeTimer closes the connection if the handshake stalls.
 	handshakeTimer *time.Timer
 	// refused is set when VerifyConnection refused the client, so that
 	// Close lingers long enough for the client to read the alert.
 	refused atomic.Bool
+}
+
+// verification is a client chain's verdict under one snapshot.
+type verification struct {
+	snap *snapshot
+	id   *identity.Identity // nil when no certificate was presented
 }
 
 // trackedConn carries connInfo from Accept to the handshake callbacks
@@ -152,12 +161,13 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 		return nil, errors.New("connection not accepted by the gateway listener")
 	}
 	info := tc.info
-	info.snap = snap
-	info.sni = config.NormalizeHost(hello.ServerName)
+	info.sni = normalizeSNI(hello.ServerName)
 	// A per-connection copy lets VerifyConnection record the identity for
 	// this connection. Ticket keys still come from listenerTLS.
 	cfg := snap.tls.Clone()
 	cfg.Time = s.now
+	cfg.WrapSession = s.wrapSession(snap)
+	cfg.UnwrapSession = s.unwrapSession(snap)
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		// Runs on every handshake, full or resumed, against the policy in
 		// force now (DESIGN.md invariant 3).
@@ -167,7 +177,7 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 			s.auditHandshake(tc, cs, err)
 			return err
 		}
-		info.id = id
+		info.verified.Store(&verification{snap: snap, id: id})
 		info.handshakeTimer.Stop()
 		return nil
 	}
@@ -237,6 +247,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 type connInfoKey struct{}
+
+// normalizeSNI lower-cases the SNI name and drops a trailing dot, the same
+// normalization the Host header gets before the two are compared.
+func normalizeSNI(name string) string { return config.NormalizeHost(name) }
+
+// Reload provisions f completely and, only if that succeeds, swaps it in:
+// new connections and every next request use it. On error the running
+// configuration keeps serving, unchanged.
+func (s *Server) Reload(f *config.File) error {
+	snap, err := provision(f)
+	if err != nil {
+		return err
+	}
+	snap.verifier.Now = s.now
+	s.snap.Store(snap)
+	return nil
+}
 
 // slogWriter routes net/http's internal messages (TLS handshake errors,
 // mostly client noise) to the log at debug level.
