@@ -17,8 +17,10 @@ import (
 	"github.com/youmark/pkcs8"
 )
 
-// ErrPassphrase reports a missing or wrong passphrase for an encrypted key.
-var ErrPassphrase = errors.New("wrong or missing passphrase")
+// ErrPassphrase reports a missing or wrong passphrase for an encrypted
+// key. A damaged ciphertext looks the same to the decoder, so the message
+// says both.
+var ErrPassphrase = errors.New("wrong passphrase (or the key file is corrupt)")
 
 // LoadKeyPair reads a certificate chain (leaf first, then intermediates)
 // and its private key. passphrase is used only for an encrypted PKCS#8 key.
@@ -145,11 +147,10 @@ func ParsePrivateKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
 			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
 		case "ENCRYPTED PRIVATE KEY":
 			if len(passphrase) == 0 {
-				return nil, fmt.Errorf("key is encrypted: %w (set key_passphrase_file)", ErrPassphrase)
+				return nil, fmt.Errorf("key is encrypted and no passphrase was given: %w", ErrPassphrase)
 			}
-			k, _, err = pkcs8.ParsePrivateKey(b.Bytes, passphrase)
-			if err != nil {
-				return nil, fmt.Errorf("decrypt key: %w", ErrPassphrase)
+			if k, err = decryptPKCS8(b.Bytes, passphrase); err != nil {
+				return nil, err
 			}
 		default:
 			continue // e.g. "EC PARAMETERS" before the key
@@ -163,6 +164,25 @@ func ParsePrivateKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
 		}
 		return s, nil
 	}
+}
+
+// decryptPKCS8 wraps pkcs8.ParsePrivateKey, which panics on a ciphertext
+// that is not a whole number of blocks and cannot tell a wrong passphrase
+// from a damaged file.
+func decryptPKCS8(der, passphrase []byte) (k any, err error) {
+	defer func() {
+		if recover() != nil {
+			k, err = nil, errors.New("encrypted key is corrupt")
+		}
+	}()
+	k, _, err = pkcs8.ParsePrivateKey(der, passphrase)
+	if err != nil {
+		if err.Error() == "pkcs8: incorrect password" {
+			return nil, ErrPassphrase
+		}
+		return nil, fmt.Errorf("encrypted key is corrupt: %w", err)
+	}
+	return k, nil
 }
 
 // ReadPassphrase reads a passphrase file, dropping one trailing newline

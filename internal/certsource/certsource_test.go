@@ -145,3 +145,17 @@ func TestReadPassphrase(t *testing.T) {
 		t.Fatal("empty passphrase accepted")
 	}
 }
+
+// A damaged encrypted key is an error, not a panic in the decoder.
+func TestCorruptEncryptedKey(t *testing.T) {
+	der, err := pkcs8.MarshalPrivateKey(testpki.NewKey(t), []byte("pw"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cut := range []int{1, 7, 16} {
+		data := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: der[:len(der)-cut]})
+		if _, err := ParsePrivateKeyPEM(data, []byte("pw")); err == nil {
+			t.Errorf("cut %d: parsed a damaged key", cut)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/gatehouse/gatehouse/internal/pki"
+	"github.com/gatehouse/gatehouse/internal/units"
 )
 
 // passphraseEnv names the environment variable holding the CA passphrase.
@@ -123,7 +123,7 @@ func parseDurationFlag(name, v string) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
-	d, err := pki.ParseDuration(v)
+	d, err := units.ParseDuration(v)
 	if err != nil {
 		return 0, usageError(fmt.Errorf("--%s: %w", name, err))
 	}

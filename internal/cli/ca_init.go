@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/pki"
+	"github.com/gatehouse/gatehouse/internal/units"
 )
 
 func newCAInitCmd(env *Env) *cobra.Command {
@@ -78,7 +79,7 @@ constraints into the CA certificates and refuse other names at issuance.`,
 	fl.StringVar(&keyType, "key-type", string(pki.KeyECDSAP256), "key type: "+oneOf(keyTypeNames()...))
 	fl.BoolVar(&intermediate, "intermediate", false, "create an intermediate CA that signs certificates, keeping the root key offline")
 	fl.StringVar(&url, "url", "", "public base URL of 'gatehouse ca serve', written into certificates as <URL>/crl and <URL>/ocsp")
-	fl.StringVar(&maxValidty, "max-validity", pki.FormatDuration(pki.DefaultMaxValidity), "longest validity this CA issues (like 90d, 1y)")
+	fl.StringVar(&maxValidty, "max-validity", units.FormatDuration(pki.DefaultMaxValidity), "longest validity this CA issues (like 90d, 1y)")
 	fl.StringSliceVar(&nc.PermittedDNS, "permit-dns", nil, "name constraint: only DNS names in this domain (repeatable)")
 	fl.StringSliceVar(&nc.ExcludedDNS, "exclude-dns", nil, "name constraint: no DNS names in this domain (repeatable)")
 	fl.StringSliceVar(&nc.PermittedIPs, "permit-ip", nil, "name constraint: only IP addresses in this CIDR range (repeatable)")

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/pki"
+	"github.com/gatehouse/gatehouse/internal/units"
 )
 
 func newCAServeCmd(env *Env) *cobra.Command {
@@ -62,6 +63,6 @@ a restart. The CRL is re-signed before it expires. Runs until Ctrl-C.`,
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8089", "address to listen on")
-	cmd.Flags().StringVar(&poll, "poll", pki.FormatDuration(time.Second), "how often to look for revocations made by other processes")
+	cmd.Flags().StringVar(&poll, "poll", units.FormatDuration(time.Second), "how often to look for revocations made by other processes")
 	return cmd
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-
 	"bytes"
 	"context"
 	"crypto/tls"

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/units"
 )
 
 func TestInitOpenIssueVerifyWithOpenSSL(t *testing.T) {
@@ -116,7 +118,7 @@ func TestIssueClientProfile(t *testing.T) {
 	if _, err := ca.Issue(IssueRequest{Profile: ProfileServer, CN: "x"}); err == nil || !strings.Contains(err.Error(), "at least one DNS name") {
 		t.Errorf("server without SANs: %v", err)
 	}
-	if _, err := ca.Issue(IssueRequest{Profile: ProfileClient, CN: "x", Validity: 2 * Year}); err == nil || !strings.Contains(err.Error(), "exceeds this CA's maximum of 398d") {
+	if _, err := ca.Issue(IssueRequest{Profile: ProfileClient, CN: "x", Validity: 2 * units.Year}); err == nil || !strings.Contains(err.Error(), "exceeds this CA's maximum of 398d") {
 		t.Errorf("validity: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/pki/store"
+	"github.com/gatehouse/gatehouse/internal/units"
 )
 
 // ErrNameNotAllowed is returned when a requested name is outside the CA's
@@ -116,7 +117,7 @@ func (ca *CA) leafTemplate(p Profile, cn string, validity time.Duration) (*x509.
 	}
 	if t.NotAfter.After(ca.issuer.NotAfter) {
 		return nil, fmt.Errorf("validity %s would outlast the issuing CA, which expires %s",
-			FormatDuration(v), ca.issuer.NotAfter.UTC().Format(time.DateOnly))
+			units.FormatDuration(v), ca.issuer.NotAfter.UTC().Format(time.DateOnly))
 	}
 	if u := ca.settings.CRLURL(); u != "" {
 		t.CRLDistributionPoints = []string{u}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/units"
 )
 
 // Profile names the kind of leaf certificate to issue.
@@ -21,7 +23,7 @@ const (
 )
 
 // DefaultLeafValidity is a leaf's validity when the request gives none.
-const DefaultLeafValidity = 90 * Day
+const DefaultLeafValidity = 90 * units.Day
 
 // ErrUnknownProfile is returned for a profile other than server or client.
 var ErrUnknownProfile = fmt.Errorf("unknown profile (use %s or %s)", ProfileServer, ProfileClient)
@@ -57,14 +59,14 @@ func keyUsage(pub any) x509.KeyUsage {
 // the CA's maximum.
 func (ca *CA) validity(req time.Duration) (time.Duration, error) {
 	if req < 0 {
-		return 0, fmt.Errorf("validity %s is negative", FormatDuration(req))
+		return 0, fmt.Errorf("validity %s is negative", units.FormatDuration(req))
 	}
 	max := time.Duration(ca.settings.MaxValidity)
 	if req == 0 {
 		req = min(DefaultLeafValidity, max)
 	}
 	if req > max {
-		return 0, fmt.Errorf("validity %s exceeds this CA's maximum of %s", FormatDuration(req), FormatDuration(max))
+		return 0, fmt.Errorf("validity %s exceeds this CA's maximum of %s", units.FormatDuration(req), units.FormatDuration(max))
 	}
 	return req, nil
 }

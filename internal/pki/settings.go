@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/units"
 )
 
 // Names of the files in a CA directory.
@@ -27,10 +29,10 @@ const (
 // Defaults used when InitOptions leaves a field zero.
 const (
 	DefaultName             = "gatehouse CA"
-	DefaultRootValidity     = 10 * Year
-	DefaultIntermediateLife = 5 * Year
-	DefaultMaxValidity      = 398 * Day
-	DefaultCRLValidity      = 7 * Day
+	DefaultRootValidity     = 10 * units.Year
+	DefaultIntermediateLife = 5 * units.Year
+	DefaultMaxValidity      = 398 * units.Day
+	DefaultCRLValidity      = 7 * units.Day
 	DefaultOCSPValidity     = time.Hour
 )
 
@@ -112,11 +114,13 @@ func (s Settings) OCSPURL() string {
 type Duration time.Duration
 
 // MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(FormatDuration(time.Duration(d))), nil }
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(units.FormatDuration(time.Duration(d))), nil
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := ParseDuration(string(b))
+	v, err := units.ParseDuration(string(b))
 	*d = Duration(v)
 	return err
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/units"
 )
 
 // opensslCSR makes a CSR the way the openssl CA tutorials do.
@@ -33,7 +35,7 @@ func TestSignOpenSSLCSR(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", form, err)
 		}
-		iss, err := ca.Sign(csr, SignRequest{Profile: ProfileServer, Validity: 30 * Day})
+		iss, err := ca.Sign(csr, SignRequest{Profile: ProfileServer, Validity: 30 * units.Day})
 		if err != nil {
 			t.Fatalf("%s: %v", form, err)
 		}

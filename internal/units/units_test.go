@@ -55,3 +55,24 @@ func TestParseSize(t *testing.T) {
 		t.Errorf("FormatSize = %q", got)
 	}
 }
+
+// FuzzParseDuration: never a panic or a negative result; formatting a
+// parsed value and parsing it again gives the same value.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"90d", "2y", "1y30d", "1h30m", "-5m", "9999999999y", "1d1d", "0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("ParseDuration(%q) = %v, negative", s, d)
+		}
+		again, err := ParseDuration(FormatDuration(d))
+		if err != nil || again != d {
+			t.Fatalf("round trip of %q: %v -> %q -> %v, %v", s, d, FormatDuration(d), again, err)
+		}
+	})
+}
