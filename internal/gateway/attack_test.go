@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -112,7 +113,8 @@ func TestPerRouteAuthorization(t *testing.T) {
 		}
 	}
 	if rec == nil || rec["subject"] != "CN=client-a,O=Partner Inc" || rec["serial"] != p.client.Cert.SerialNumber.Text(16) ||
-		rec["issuer"] != "CN=Test Issuing CA,O=gatehouse test" || !strings.Contains(rec["reason"].(string), "spiffe_id") {
+		rec["issuer"] != "CN=Test Issuing CA,O=gatehouse test" || !strings.Contains(rec["reason"].(string), "spiffe_id") ||
+		fmt.Sprint(rec["sans"]) != "[URI:spiffe://example.com/billing/api]" {
 		t.Errorf("denial record %v", rec)
 	}
 }

@@ -233,6 +233,11 @@ func (s *Server) auditRequest(r *http.Request, st *reqState, rec *statusRecorder
 	level := slog.LevelInfo
 	if st.reason != "" {
 		attrs = append(attrs, slog.String("reason", st.reason))
+		if st.id != nil {
+			// Denials name every SAN, so an operator sees what the rules
+			// were compared against; allowed requests stay lean.
+			attrs = append(attrs, slog.Any("sans", sanList(st.id)))
+		}
 		level = slog.LevelWarn
 	}
 	s.audit.LogAttrs(r.Context(), level, "request", attrs...)
@@ -263,3 +268,21 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// sanList returns the leaf's SANs as typed strings ("URI:...", "DNS:...").
+func sanList(id *identity.Identity) []string {
+	var out []string
+	for _, u := range id.URIs() {
+		out = append(out, "URI:"+u.String())
+	}
+	for _, d := range id.DNSNames() {
+		out = append(out, "DNS:"+d)
+	}
+	for _, e := range id.Emails() {
+		out = append(out, "email:"+e)
+	}
+	for _, ip := range id.IPs() {
+		out = append(out, "IP:"+ip.String())
+	}
+	return out
+}

@@ -3,15 +3,19 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
 func TestErrorsAreShortJSON(t *testing.T) {
@@ -229,5 +233,44 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// HTTPS backends are verified: against upstream_tls.ca when given, else
+// the system roots (which do not know a private CA, so the request fails
+// with 502 rather than going to an unverified backend). The gateway can
+// present its own client certificate to the backend.
+func TestHTTPSBackend(t *testing.T) {
+	p := newPKI(t)
+	be := newBackend(t)
+	be.Close()
+	backendCert := p.inter.Server(t, "backend.internal")
+	gwCert := p.inter.Client(t, "gatehouse-gateway")
+	gwCert.Write(t, p.dir, "gw")
+	be.Server = httptest.NewUnstartedServer(be.Config.Handler)
+	be.TLS = &tls.Config{
+		Certificates: []tls.Certificate{backendCert.TLSCertificate()},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    testpki.Pool(p.root),
+	}
+	be.StartTLS()
+	yaml := baseConfig(p, be.URL, `  - name: verified
+    path: /verified/
+    backend: `+be.URL+`
+    upstream_tls: { ca: ca.pem, cert: gw.pem, key: gw-key.pem, server_name: backend.internal }
+  - name: system-roots
+    path: /system/
+    backend: `+be.URL+`
+`)
+	g := startGateway(t, p.dir, yaml)
+	c := g.client(p.clientTLS(p.client, "localhost"), true)
+	if status, body, _ := get(t, c, "localhost", "/verified/x"); status != 200 {
+		t.Fatalf("verified https backend: %d %s", status, body)
+	}
+	if status, _, _ := get(t, c, "localhost", "/system/x"); status != 502 {
+		t.Fatalf("backend with a private CA, verified against system roots: %d, want 502", status)
+	}
+	if !strings.Contains(g.auditLog(), "certificate signed by unknown authority") {
+		t.Errorf("audit log does not say why the backend failed:\n%s", g.auditLog())
 	}
 }
