@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,7 +28,7 @@ func TestConfigCheckGolden(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := Run(&Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }},
 				[]string{"config", "check", "--config", in})
-			got := "exit " + itoa(code) + "\n" + stderr.String()
+			got := "exit " + strconv.Itoa(code) + "\n" + stderr.String()
 			golden := strings.TrimSuffix(in, ".yaml") + ".golden"
 			if *update {
 				os.WriteFile(golden, []byte(got), 0o644)
@@ -79,4 +80,3 @@ routes:
 	}
 }
 
-func itoa(n int) string { return strings.TrimSpace(string(rune('0' + n))) }

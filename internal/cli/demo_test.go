@@ -1,33 +1,14 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The demo's printed curl commands behave as printed: the first succeeds
 // and shows the verified identity header, the second is refused, the
@@ -38,7 +19,7 @@ func TestDemo(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "demo dir") // a space, to test the quoting
 	for run := 0; run < 2; run++ {
-		var stdout, stderr syncBuffer
+		var stdout, stderr lockedBuffer
 		ctx, cancel := context.WithCancel(context.Background())
 		env := &Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Ctx: ctx}
 		ready := make(chan net.Addr, 1)
