@@ -79,4 +79,3 @@ routes:
 		t.Fatalf("client cert as server cert: exit %d, %s", code, stderr.String())
 	}
 }
-
