@@ -41,7 +41,7 @@ routes:
       - spiffe_id: "spiffe://example.com/*"
 log: { audit: off }
 `, backend))
-	addr := startServe(t, cfg)
+	addr, _ := startServe(t, cfg)
 	_, port, _ := net.SplitHostPort(addr)
 	url := "https://localhost:" + port + "/orders"
 	curl := func(args ...string) (string, error) {
@@ -79,12 +79,14 @@ log: { audit: off }
 	}
 }
 
-// startServe runs `gatehouse serve` in-process and returns its address.
-func startServe(t *testing.T, cfg string) string {
+// startServe runs `gatehouse serve` in-process and returns its address
+// and its log (stderr).
+func startServe(t *testing.T, cfg string) (string, *lockedBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
-	env := &Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Ctx: ctx}
+	var stdout lockedBuffer
+	stderr := &lockedBuffer{}
+	env := &Env{Stdout: &stdout, Stderr: stderr, Getenv: func(string) string { return "" }, Ctx: ctx}
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, env, cfg, func(a net.Addr) { ready <- a }) }()
@@ -96,13 +98,13 @@ func startServe(t *testing.T, cfg string) string {
 	})
 	select {
 	case a := <-ready:
-		return a.String()
+		return a.String(), stderr
 	case err := <-done:
 		t.Fatalf("serve exited: %v\n%s", err, stderr.String())
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not start")
 	}
-	return ""
+	return "", nil
 }
 
 // newEchoBackend serves EchoHandler on 127.0.0.1 and returns its URL.

@@ -23,7 +23,12 @@ func newServeCmd(env *Env) *cobra.Command {
 		Use:   "serve --config FILE",
 		Short: "Run the gateway",
 		Long: `Run the gateway with the configuration in FILE until SIGINT or SIGTERM,
-then stop accepting connections and drain in-flight requests.`,
+then stop accepting connections and drain in-flight requests.
+
+The configuration and every file it names (certificates, keys, CAs, CRL
+files) are reloaded when they change and on SIGHUP: the new state is built
+completely, then swapped in; an invalid one is refused with its reason in
+the log while the old one keeps serving.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), env, path, nil)
@@ -73,6 +78,9 @@ func serve(ctx context.Context, env *Env, path string, ready func(addr net.Addr)
 		}
 		defer stop()
 	}
+	rctx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	newReloader(path, f, gw, logger).start(rctx)
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "routes", len(c.Routes), "client_auth", c.ClientAuth.Mode)
 	if ready != nil {
 		ready(ln.Addr())

@@ -126,3 +126,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestFiles(t *testing.T) {
+	f, err := Parse("/etc/gh/g.yaml", []byte(strings.Replace(minimal, "    backend: http://127.0.0.1:9001\n",
+		"    backend: https://127.0.0.1:9001\n    upstream_tls: {ca: up.pem}\n    allow: [{issuer: /abs/partner.pem}]\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(f.Files(), " ")
+	want := "/etc/gh/g.yaml /etc/gh/s.pem /etc/gh/k.pem /etc/gh/ca.pem /abs/partner.pem /etc/gh/up.pem"
+	if got != want {
+		t.Errorf("Files() = %s\nwant      %s", got, want)
+	}
+}

@@ -294,3 +294,40 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	*s = Size(v)
 	return nil
 }
+
+// Files lists every local file the configuration reads, resolved: the
+// file itself, certificates, keys, passphrase files, CAs, CRL files and
+// issuer files of allow rules. A hot reload watches these.
+func (f *File) Files() []string {
+	c := &f.Config
+	out := []string{f.Path}
+	add := func(p string) {
+		if p != "" {
+			out = append(out, f.Resolve(p))
+		}
+	}
+	for _, ck := range c.ServerTLS.Certificates {
+		add(ck.Cert)
+		add(ck.Key)
+		add(ck.KeyPassphraseFile)
+	}
+	for _, p := range c.ClientAuth.TrustedCAs {
+		add(p)
+	}
+	for _, src := range c.ClientAuth.Revocation.CRL {
+		if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+			add(src)
+		}
+	}
+	for _, r := range c.Routes {
+		for _, a := range r.Allow {
+			add(a.Issuer)
+		}
+		if u := r.UpstreamTLS; u != nil {
+			add(u.CA)
+			add(u.Cert)
+			add(u.Key)
+		}
+	}
+	return out
+}

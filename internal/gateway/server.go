@@ -67,6 +67,7 @@ func New(f *config.File, opts Options) (*Server, error) {
 	}
 	snap.verifier.Now = s.now
 	s.snap.Store(snap)
+	s.warnExpiring(snap)
 	s.listenerTLS = &tls.Config{
 		GetConfigForClient: s.configForClient,
 		Time:               s.now,
@@ -230,6 +231,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(tl, s.listenerTLS)) }()
+	expCtx, stopExp := context.WithCancel(ctx)
+	defer stopExp()
+	go s.watchExpiry(expCtx, 12*time.Hour)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -262,6 +266,7 @@ func (s *Server) Reload(f *config.File) error {
 	}
 	snap.verifier.Now = s.now
 	s.snap.Store(snap)
+	s.warnExpiring(snap)
 	return nil
 }
 

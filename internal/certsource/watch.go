@@ -1,0 +1,183 @@
+package certsource
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Watcher reports when the content of any of a set of files changes. It
+// watches the directories that hold them, not the files: an atomic rename
+// or a symlink swap (as Kubernetes does for mounted secrets) replaces the
+// file a watch would be on. Events are debounced, and a change is reported
+// only when the content differs, so a touch or a partial write sequence
+// triggers one reload, not many. A periodic check backs up the events
+// (network file systems deliver none).
+type Watcher struct {
+	// Debounce is how long to wait after the last event before comparing.
+	// If zero, 200ms.
+	Debounce time.Duration
+	// Poll is the fallback interval for comparing without an event. If
+	// zero, 30s.
+	Poll time.Duration
+	// Log receives watch errors. If nil, slog.Default.
+	Log *slog.Logger
+
+	mu     sync.Mutex
+	files  []string
+	digest [32]byte
+	kick   chan struct{}
+}
+
+// NewWatcher watches files, whose current content is the baseline.
+func NewWatcher(files []string) *Watcher {
+	w := &Watcher{kick: make(chan struct{}, 1)}
+	w.SetFiles(files)
+	return w
+}
+
+// SetFiles replaces the watched set (after a reload, which may name other
+// files) and takes their current content as the new baseline.
+func (w *Watcher) SetFiles(files []string) {
+	abs := make([]string, 0, len(files))
+	for _, f := range files {
+		if a, err := filepath.Abs(f); err == nil {
+			abs = append(abs, a)
+		}
+	}
+	sort.Strings(abs)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.files = abs
+	w.digest = digestFiles(abs)
+}
+
+// Check asks the watcher to compare now (for example on SIGHUP).
+func (w *Watcher) Check() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run calls changed each time the content of the watched files differs
+// from the baseline, until ctx is done. changed runs on Run's goroutine;
+// it usually reloads and then calls SetFiles.
+func (w *Watcher) Run(ctx context.Context, changed func()) {
+	debounce, poll := w.Debounce, w.Poll
+	if debounce == 0 {
+		debounce = 200 * time.Millisecond
+	}
+	if poll == 0 {
+		poll = 30 * time.Second
+	}
+	log := w.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	fw, err := fsnotify.NewWatcher()
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if err != nil {
+		log.Warn("file watching unavailable; relying on the periodic check", "err", err, "interval", poll)
+	} else {
+		defer fw.Close()
+		events, errs = fw.Events, fw.Errors
+	}
+	watched := map[string]bool{}
+	watchDirs := func() {
+		if fw == nil {
+			return
+		}
+		w.mu.Lock()
+		files := w.files
+		w.mu.Unlock()
+		for _, f := range files {
+			d := filepath.Dir(f)
+			if watched[d] {
+				continue
+			}
+			if err := fw.Add(d); err != nil {
+				log.Warn("cannot watch directory; relying on the periodic check", "dir", d, "err", err)
+				continue
+			}
+			watched[d] = true
+		}
+	}
+	watchDirs()
+
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	compare := func() {
+		w.mu.Lock()
+		files, old := w.files, w.digest
+		w.mu.Unlock()
+		if digestFiles(files) == old {
+			return
+		}
+		changed()
+		watchDirs() // the new configuration may name new directories
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-events:
+			if w.concerns(ev.Name) {
+				timer.Reset(debounce)
+			}
+		case err := <-errs:
+			log.Warn("file watch error", "err", err)
+		case <-timer.C:
+			compare()
+		case <-ticker.C:
+			compare()
+		case <-w.kick:
+			compare()
+		}
+	}
+}
+
+// concerns reports whether an event on name may change a watched file:
+// the file itself, or anything else in its directory (a symlink swap
+// changes "..data", not the file's own name).
+func (w *Watcher) concerns(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	dir := filepath.Dir(name)
+	for _, f := range w.files {
+		if f == name || filepath.Dir(f) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// digestFiles hashes the names and contents of files; a missing or
+// unreadable file hashes as absent, so its return is a change too.
+func digestFiles(files []string) [32]byte {
+	h := sha256.New()
+	for _, f := range files {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+		if fh, err := os.Open(f); err == nil {
+			io.Copy(h, io.LimitReader(fh, 64<<20))
+			fh.Close()
+		} else {
+			h.Write([]byte("\x00absent\x00"))
+		}
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
