@@ -55,7 +55,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	snap := s.snap.Load()
-	st := &reqState{id: v.id}
+	st := &reqState{id: v.id, identityHeaders: v.headers}
 	rec := &statusRecorder{ResponseWriter: w}
 	w.Header().Set("Strict-Transport-Security", snap.hsts)
 	defer func() { s.auditRequest(r, st, rec, start) }()
@@ -83,10 +83,11 @@ func (s *Server) current(info *connInfo, v *verification, snap *snapshot, r *htt
 		if err != nil && !errors.Is(err, tlsconf.ErrNoCertificate) {
 			return fmt.Errorf("after reload: %w", err)
 		}
+		nv := newVerification(snap, id)
 		if err == nil {
-			info.verified.CompareAndSwap(v, &verification{snap: snap, id: id})
+			info.verified.CompareAndSwap(v, nv)
 		}
-		st.id = id
+		st.id, st.identityHeaders = nv.id, nv.headers
 	}
 	if st.id != nil {
 		now := s.now()
@@ -149,9 +150,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, snap *snapshot, i
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
-	if st.id != nil {
-		st.identityHeaders = identityHeaders(snap, st.id)
-	}
 	rt.proxy.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
 }
 
@@ -166,8 +164,11 @@ func requestHost(r *http.Request) string {
 }
 
 // identityHeaders returns the headers that carry the verified identity to
-// the backend, in the configured formats.
+// the backend, in the configured formats (nil when none is configured).
 func identityHeaders(snap *snapshot, id *identity.Identity) http.Header {
+	if !snap.xfcc && !snap.rfc9440 {
+		return nil
+	}
 	h := http.Header{}
 	if snap.xfcc {
 		h.Set("X-Forwarded-Client-Cert", identity.XFCC(id))

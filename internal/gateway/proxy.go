@@ -104,6 +104,8 @@ func rewrite(pr *httputil.ProxyRequest) {
 	// Rewrite, so what is set here cannot be removed by a client.
 	stripIdentity(pr.Out.Header)
 	for k, v := range st.identityHeaders {
+		// Shared by the connection's requests: each value slice has
+		// len == cap (http.Header.Set), so an append elsewhere copies.
 		pr.Out.Header[k] = v
 	}
 }
