@@ -1,0 +1,12 @@
+// Package revocation decides whether a verified client certificate chain
+// has been revoked, from CRLs (files and http(s) URLs, refreshed in the
+// background) and OCSP (verified, cached, de-duplicated), and staples OCSP
+// responses for the gateway's own certificates.
+//
+// Check runs on every handshake and every request: once a status is
+// known it is a pure in-memory lookup, without network round trips or
+// allocations. Everything that can fail (fetching, parsing, verifying)
+// happens beforehand or in the background, and a failure never removes a
+// good CRL or response before its nextUpdate; past that, Config.Unavailable
+// decides (reject by default: never fail open).
+package revocation
