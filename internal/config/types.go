@@ -41,8 +41,8 @@ type ServerTLS struct {
 	// CipherSuites restricts the TLS 1.2 suites (TLS 1.3 suites are not
 	// configurable). Empty means all of gatehouse's ECDHE+AEAD suites.
 	CipherSuites []string `yaml:"cipher_suites"`
-	// OCSPStapling staples OCSP responses for the served certificates.
-	// Not yet supported: must be false (the default).
+	// OCSPStapling staples OCSP responses for the served certificates
+	// that name an OCSP responder. Default false.
 	OCSPStapling bool `yaml:"ocsp_stapling"`
 }
 
@@ -77,13 +77,20 @@ type ClientAuth struct {
 
 // Revocation configures client certificate revocation checking.
 type Revocation struct {
-	// CRL lists CRL files and http(s) URLs.
+	// CRL lists CRL files and http(s) URLs. Each CRL applies to the
+	// certificates of the CA that signed it. Empty: no CRL checking.
 	CRL []string `yaml:"crl"`
-	// Refresh is how often CRLs are re-read. Default 1m.
+	// Refresh is how often CRLs are fetched again. Default 1m. CRL files
+	// are also re-read when they change.
 	Refresh Duration `yaml:"refresh"`
-	// OCSP is off (default), prefer or require.
+	// OCSP is off (default), prefer (OCSP when it answers, else CRL) or
+	// require (OCSP must answer).
 	OCSP string `yaml:"ocsp"`
-	// Unavailable is reject (default) or allow-with-warning.
+	// OCSPURL overrides the responder named in client certificates.
+	OCSPURL string `yaml:"ocsp_url"`
+	// Unavailable decides when revocation status cannot be established
+	// (CRL past its nextUpdate, OCSP required and not answering): reject
+	// (default) or allow-with-warning (each such request is logged).
 	Unavailable string `yaml:"unavailable"`
 }
 

@@ -110,9 +110,6 @@ func (c *Config) validateServerTLS(ps *problems) {
 			ps.add("server_tls.cipher_suites["+strconv.Itoa(i)+"]", "%w", err)
 		}
 	}
-	if t.OCSPStapling {
-		ps.add("server_tls.ocsp_stapling", "not supported in this version of gatehouse (remove it or set it to false)")
-	}
 }
 
 func (c *Config) validateClientAuth(ps *problems) {
@@ -135,15 +132,29 @@ func (c *Config) validateClientAuth(ps *problems) {
 		}
 	}
 	r := &a.Revocation
-	if len(r.CRL) > 0 {
-		ps.add("client_auth.revocation.crl", "CRL checking is not supported in this version of gatehouse (remove it; it will not be ignored silently)")
+	for i, src := range r.CRL {
+		f := "client_auth.revocation.crl[" + strconv.Itoa(i) + "]"
+		switch u, err := url.Parse(src); {
+		case src == "":
+			ps.add(f, "empty source (use a file path or an http(s) URL)")
+		case err == nil && u.Scheme != "" && len(u.Scheme) > 1 && u.Scheme != "http" && u.Scheme != "https":
+			ps.add(f, "scheme %q not supported (use a file path, http or https)", u.Scheme)
+		case err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
+			ps.add(f, "%q has no host", src)
+		}
 	}
 	switch r.OCSP {
-	case "off":
-	case "prefer", "require":
-		ps.add("client_auth.revocation.ocsp", "OCSP checking is not supported in this version of gatehouse (use \"off\")")
+	case "off", "prefer", "require":
 	default:
 		ps.add("client_auth.revocation.ocsp", "unknown value %q (allowed: off, prefer, require)", r.OCSP)
+	}
+	if r.OCSPURL != "" {
+		if u, err := url.Parse(r.OCSPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ps.add("client_auth.revocation.ocsp_url", "%q is not an http(s) URL", r.OCSPURL)
+		}
+	}
+	if a.Mode == ModeNone && (len(r.CRL) > 0 || r.OCSP != "off") {
+		ps.add("client_auth.revocation", "revocation checking has no effect with mode none")
 	}
 	if r.Unavailable != "reject" && r.Unavailable != "allow-with-warning" {
 		ps.add("client_auth.revocation.unavailable", "unknown value %q (allowed: reject, allow-with-warning)", r.Unavailable)

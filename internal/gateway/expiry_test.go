@@ -36,7 +36,7 @@ func TestExpiryWarning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tc.want == "" && strings.Contains(logs.String(), "expire") {
+		if tc.want == "" && strings.Contains(logs.String(), "served certificate") {
 			t.Errorf("at %v: unexpected warning: %s", now, logs.String())
 		}
 		if tc.want != "" && !strings.Contains(logs.String(), tc.want) {

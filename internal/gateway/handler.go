@@ -70,9 +70,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // current holds an open connection to the policy in force now: after a
 // reload the chain is verified again under the new snapshot (a removed
-// CA no longer admits anyone), and a certificate that expired while the
-// connection stayed open is refused. Without a reload this costs one
-// pointer comparison and a time comparison per request.
+// CA no longer admits anyone); a certificate that expired or was revoked
+// while the connection stayed open is refused. Without a reload this
+// costs a pointer comparison, a time comparison per chain certificate and
+// the revocation lookups (map lookups while statuses are cached).
 func (s *Server) current(info *connInfo, v *verification, snap *snapshot, r *http.Request, st *reqState) error {
 	if v.snap != snap {
 		var peer []*x509.Certificate
@@ -95,6 +96,14 @@ func (s *Server) current(info *connInfo, v *verification, snap *snapshot, r *htt
 			if now.After(c.NotAfter) {
 				return fmt.Errorf("certificate %q (serial %s) expired at %s during the connection",
 					c.Subject, c.SerialNumber.Text(16), c.NotAfter.UTC().Format(time.RFC3339))
+			}
+		}
+		// Revocation is checked on every request, not only at the
+		// handshake, so a certificate revoked while its keep-alive or
+		// HTTP/2 connection stays open is refused at its next request.
+		if snap.revocation != nil {
+			if err := snap.revocation.Check(r.Context(), st.id.Chain); err != nil {
+				return err
 			}
 		}
 	}

@@ -252,3 +252,12 @@ func (g *gw) client(tc *tls.Config, h2 bool) *http.Client { return httpClient(g.
 func verifyLeaf(l *testpki.Leaf) *identity.Identity {
 	return identity.New(l.Chain)
 }
+
+func mustLoad(t testing.TB, path string) *config.File {
+	t.Helper()
+	f, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}

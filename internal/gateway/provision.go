@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sort"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 )
 
@@ -39,6 +42,26 @@ type snapshot struct {
 	// client auth mode and the trusted CAs). Session tickets carry it, so
 	// a ticket minted under one CA set is not resumed under another.
 	policyID [32]byte
+	// revocation checks client chains by CRL and OCSP; nil when neither
+	// is configured.
+	revocation *revocation.Checker
+	// stapler keeps OCSP staples for the served certificates; nil when
+	// stapling is off.
+	stapler *revocation.Stapler
+	// stop ends the snapshot's background work (CRL refresh, stapling)
+	// once it has been replaced.
+	stop context.CancelFunc
+}
+
+// provisionEnv is what provisioning needs besides the configuration.
+type provisionEnv struct {
+	ctx  context.Context // bounds fetches during provisioning and the background work after it
+	now  func() time.Time
+	log  *slog.Logger
+	prev *snapshot // the snapshot being replaced, whose CRLs and staples are reused
+	// check provisions for `config check`: sources are loaded once, and
+	// no background work is started.
+	check bool
 }
 
 // route is a provisioned config.Route.
@@ -57,7 +80,7 @@ type route struct {
 
 // provision loads every file the configuration names and builds a
 // snapshot. Errors are config.Errors with file, line and field.
-func provision(f *config.File) (*snapshot, error) {
+func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 	c := &f.Config
 	var errs config.Errors
 	fail := func(field string, err error) {
@@ -115,6 +138,11 @@ func provision(f *config.File) (*snapshot, error) {
 		}
 	}
 	s.policyID = policyDigest(c.ClientAuth.Mode, cas)
+	if len(errs) == 0 {
+		if err := s.provisionRevocation(f, cas, env); err != nil {
+			fail("client_auth.revocation", err)
+		}
+	}
 	s.verifier = &tlsconf.Verifier{Roots: pool, Required: c.ClientAuth.Mode == config.ModeRequire}
 	s.tls = tlsconf.ServerConfig(tlsconf.Params{
 		MinVersion:   minV,
@@ -155,9 +183,91 @@ func provision(f *config.File) (*snapshot, error) {
 		return hostRank(a.host) > hostRank(b.host)
 	})
 	if len(errs) > 0 {
+		s.close()
 		return nil, errs
 	}
+	if !env.check {
+		bg, stop := context.WithCancel(env.ctx)
+		s.stop = stop
+		if s.revocation != nil {
+			go s.revocation.Run(bg)
+		}
+		if s.stapler != nil {
+			go s.stapler.Run(bg)
+		}
+	}
 	return s, nil
+}
+
+// provisionRevocation builds the CRL/OCSP checker and the stapler,
+// reusing what the previous snapshot fetched where sources are the same.
+func (s *snapshot) provisionRevocation(f *config.File, cas []*x509.Certificate, env provisionEnv) error {
+	c := &f.Config
+	var prevChecker *revocation.Checker
+	var prevStapler *revocation.Stapler
+	if env.prev != nil {
+		prevChecker, prevStapler = env.prev.revocation, env.prev.stapler
+	}
+	r := c.ClientAuth.Revocation
+	if c.ClientAuth.Mode != config.ModeNone && (len(r.CRL) > 0 || r.OCSP != "off") {
+		var sources []string
+		for _, src := range r.CRL {
+			if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+				sources = append(sources, src)
+			} else {
+				sources = append(sources, f.Resolve(src))
+			}
+		}
+		chk, err := revocation.New(env.ctx, revocation.Config{
+			CRLs:        sources,
+			Refresh:     time.Duration(r.Refresh),
+			OCSP:        revocation.OCSPMode(r.OCSP),
+			OCSPURL:     r.OCSPURL,
+			Unavailable: revocation.Unavailable(r.Unavailable),
+			TrustedCAs:  cas,
+			Now:         env.now,
+			Log:         env.log,
+		}, prevChecker)
+		if err != nil {
+			return err
+		}
+		s.revocation = chk
+	} else if c.ClientAuth.Mode != config.ModeNone && !env.check {
+		env.log.Warn("client certificate revocation is not checked (no CRL, OCSP off): a revoked certificate is accepted until it expires; set client_auth.revocation",
+			"trusted_cas", len(cas))
+	}
+	if c.ServerTLS.OCSPStapling && !env.check {
+		s.stapler = revocation.NewStapler(env.ctx, s.tls.Certificates, revocation.StaplerOptions{
+			Now: env.now, Log: env.log, Prev: prevStapler,
+		})
+		s.tls.GetCertificate = s.stapledCertificate
+	}
+	return nil
+}
+
+// stapledCertificate chooses the certificate for the client's SNI as
+// crypto/tls would, and returns it with its current OCSP staple.
+func (s *snapshot) stapledCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	certs := s.tls.Certificates
+	if len(certs) > 1 {
+		for i := range certs {
+			if hello.SupportsCertificate(&certs[i]) == nil {
+				return s.stapler.Certificate(i), nil
+			}
+		}
+	}
+	return s.stapler.Certificate(0), nil
+}
+
+// close ends the snapshot's background work; requests still holding it
+// keep working with the last state.
+func (s *snapshot) close() {
+	if s.stop != nil {
+		s.stop()
+	}
+	if s.revocation != nil {
+		s.revocation.Close()
+	}
 }
 
 func newRoute(f *config.File, rc *config.Route, proxies map[string]*proxy) (*route, error) {

@@ -25,6 +25,10 @@ type Server struct {
 	log   *slog.Logger
 	audit *slog.Logger
 	now   func() time.Time
+	// bg bounds background work (CRL refresh, stapling) and revocation
+	// fetches made on the handshake path; Close cancels it.
+	bg     context.Context
+	stopBg context.CancelFunc
 
 	// listenerTLS is the long-lived config given to tls.NewListener. It
 	// owns the session ticket keys (crypto/tls generates them in memory
@@ -61,8 +65,10 @@ func New(f *config.File, opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	snap, err := provision(f)
+	s.bg, s.stopBg = context.WithCancel(context.Background())
+	snap, err := provision(f, provisionEnv{ctx: s.bg, now: s.now, log: s.log})
 	if err != nil {
+		s.stopBg()
 		return nil, err
 	}
 	snap.verifier.Now = s.now
@@ -81,8 +87,19 @@ func New(f *config.File, opts Options) (*Server, error) {
 // Check provisions f without serving: what `gatehouse config check` runs
 // after Load, so that a missing or wrong file is found before deployment.
 func Check(f *config.File) error {
-	_, err := provision(f)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := provision(f, provisionEnv{ctx: ctx, now: time.Now, log: slog.New(slog.DiscardHandler), check: true})
 	return err
+}
+
+// Close stops the gateway's background work. Serve calls it when it
+// returns.
+func (s *Server) Close() {
+	s.stopBg()
+	if snap := s.snap.Load(); snap != nil {
+		snap.close()
+	}
 }
 
 // connInfo is what the handshake learned about one connection. It is
@@ -179,12 +196,22 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	// this connection. Ticket keys still come from listenerTLS.
 	cfg := snap.tls.Clone()
 	cfg.Time = s.now
+	if snap.stapler != nil {
+		// crypto/tls consults GetCertificate for clients without SNI only
+		// when Certificates is empty; the stapled copy must always win.
+		cfg.Certificates = nil
+	}
 	cfg.WrapSession = s.wrapSession(snap)
 	cfg.UnwrapSession = s.unwrapSession(snap)
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		// Runs on every handshake, full or resumed, against the policy in
 		// force now (DESIGN.md invariant 3).
 		id, err := snap.verifier.Verify(cs.PeerCertificates)
+		if err == nil && id != nil && snap.revocation != nil {
+			// A status cached from a CRL or an earlier OCSP answer costs a
+			// map lookup; only an uncached OCSP status is fetched here.
+			err = snap.revocation.Check(s.bg, id.Chain)
+		}
 		if err != nil {
 			info.refused.Store(true)
 			s.auditHandshake(tc, cs, err)
@@ -251,6 +278,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	defer s.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.snap.Load().timeouts.Shutdown))
 	defer cancel()
 	s.log.Info("shutting down: draining in-flight requests", "timeout", time.Duration(s.snap.Load().timeouts.Shutdown))
@@ -272,12 +300,14 @@ func normalizeSNI(name string) string { return config.NormalizeHost(name) }
 // new connections and every next request use it. On error the running
 // configuration keeps serving, unchanged.
 func (s *Server) Reload(f *config.File) error {
-	snap, err := provision(f)
+	old := s.snap.Load()
+	snap, err := provision(f, provisionEnv{ctx: s.bg, now: s.now, log: s.log, prev: old})
 	if err != nil {
 		return err
 	}
 	snap.verifier.Now = s.now
 	s.snap.Store(snap)
+	old.close()
 	s.warnExpiring(snap)
 	return nil
 }

@@ -1,0 +1,212 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/pki"
+	"github.com/gatehouse/gatehouse/internal/testpki"
+)
+
+// caPublisher is the project's own CA with `ca serve` running on loopback,
+// publishing its CRL and answering OCSP.
+type caPublisher struct {
+	ca  *pki.CA
+	url string
+	dir string
+}
+
+func newCAPublisher(t *testing.T) *caPublisher {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	dir := filepath.Join(t.TempDir(), "ca")
+	ca, err := pki.Init(dir, pki.InitOptions{Name: "Revocation Test CA", Passphrase: []byte("test passphrase"), URL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ca.Close() })
+	srv, err := pki.NewServer(ca, pki.ServerOptions{Poll: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &caPublisher{ca: ca, url: base, dir: dir}
+}
+
+// issue writes NAME.pem and NAME-key.pem into dir.
+func (c *caPublisher) issue(t *testing.T, dir, name string, req pki.IssueRequest) *pki.Issued {
+	t.Helper()
+	iss, err := c.ca.Issue(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := iss.KeyPEM(nil)
+	testpki.WriteFile(t, filepath.Join(dir, name+".pem"), iss.ChainPEM())
+	testpki.WriteFile(t, filepath.Join(dir, name+"-key.pem"), key)
+	return iss
+}
+
+func (c *caPublisher) leaf(iss *pki.Issued) *testpki.Leaf {
+	return &testpki.Leaf{Cert: iss.Cert(), Key: iss.Key, Chain: iss.Chain}
+}
+
+// `ca revoke` on a client in use cuts it off within the refresh interval
+// on every path in: a new handshake, a resumed session, and the next
+// request of an already open HTTP/2 connection.
+func TestRevocationByCRL(t *testing.T) {
+	pub := newCAPublisher(t)
+	dir := t.TempDir()
+	testpki.WriteFile(t, filepath.Join(dir, "ca.pem"), testpki.CertsPEM(pub.ca.Root()))
+	pub.issue(t, dir, "server", pki.IssueRequest{Profile: pki.ProfileServer, CN: "localhost", DNS: []string{"localhost"}})
+	alice := pub.issue(t, dir, "alice", pki.IssueRequest{Profile: pki.ProfileClient, CN: "alice"})
+	bob := pub.issue(t, dir, "bob", pki.IssueRequest{Profile: pki.ProfileClient, CN: "bob"})
+	be := newBackend(t)
+	g := startGateway(t, dir, fmt.Sprintf(`server_tls:
+  certificates: [{cert: server.pem, key: server-key.pem}]
+client_auth:
+  mode: require
+  trusted_cas: [ca.pem]
+  revocation: { crl: ["%s/crl"], refresh: 1s }
+routes:
+  - { name: api, backend: "%s" }
+`, pub.url, be.URL))
+	roots := testpki.Pool(&testpki.CA{Cert: pub.ca.Root()})
+	clientConf := func(l *testpki.Leaf, cache tls.ClientSessionCache) *tls.Config {
+		cert := l.TLSCertificate()
+		return &tls.Config{RootCAs: roots, ServerName: "localhost", ClientSessionCache: cache,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }}
+	}
+	cache := &everyKeyCache{}
+	if _, status, err := resume(t, g.addr, clientConf(pub.leaf(alice), cache)); err != nil || status != 200 {
+		t.Fatalf("alice before revocation: %d %v", status, err)
+	}
+	open := g.client(clientConf(pub.leaf(alice), nil), true)
+	if status, _, _ := get(t, open, "localhost", "/x"); status != 200 {
+		t.Fatalf("open connection before revocation: %d", status)
+	}
+
+	if _, err := pub.ca.Revoke(context.Background(), alice.Cert().SerialNumber, pki.Reason(1)); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway refreshes every second; allow a generous bound.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		status, _, _ := get(t, open, "localhost", "/x")
+		if status == 403 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("open connection still served 15s after revocation")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r, status, err := resume(t, g.addr, clientConf(pub.leaf(alice), cache)); err == nil && status == 200 {
+		t.Fatalf("revoked client got in on a resumed session (resumed=%v)", r)
+	}
+	if err := handshake(t, g.addr, clientConf(pub.leaf(alice), nil)); err == nil {
+		t.Fatal("revoked client completed a new handshake")
+	}
+	if err := handshake(t, g.addr, clientConf(pub.leaf(bob), nil)); err != nil {
+		t.Fatalf("bob, not revoked, refused: %v", err)
+	}
+	log := g.auditLog()
+	refusedAtHandshake := false
+	for _, line := range strings.Split(log, "\n") {
+		refusedAtHandshake = refusedAtHandshake || strings.Contains(line, "handshake_refused") &&
+			strings.Contains(line, `"subject":"CN=alice"`) && strings.Contains(line, "revoked at")
+	}
+	if !refusedAtHandshake {
+		t.Error("the revoked client was not refused at the handshake")
+	}
+	for _, want := range []string{"revoked at", "keyCompromise", `"subject":"CN=alice"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("audit log lacks %q", want)
+		}
+	}
+}
+
+// With OCSP required, a revoked certificate is refused by the responder's
+// answer, and a responder that is down refuses everyone (reject) or lets
+// them in with a warning (allow-with-warning).
+func TestRevocationByOCSP(t *testing.T) {
+	pub := newCAPublisher(t)
+	dir := t.TempDir()
+	testpki.WriteFile(t, filepath.Join(dir, "ca.pem"), testpki.CertsPEM(pub.ca.Root()))
+	pub.issue(t, dir, "server", pki.IssueRequest{Profile: pki.ProfileServer, CN: "localhost", DNS: []string{"localhost"}})
+	good := pub.issue(t, dir, "good", pki.IssueRequest{Profile: pki.ProfileClient, CN: "good"})
+	bad := pub.issue(t, dir, "bad", pki.IssueRequest{Profile: pki.ProfileClient, CN: "bad"})
+	if _, err := pub.ca.Revoke(context.Background(), bad.Cert().SerialNumber, pki.Reason(4)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the publisher polls its inventory every 50ms
+	be := newBackend(t)
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadURL := "http://" + dead.Addr().String() + "/ocsp"
+	dead.Close()
+	roots := testpki.Pool(&testpki.CA{Cert: pub.ca.Root()})
+	conf := func(iss *pki.Issued) *tls.Config {
+		cert := pub.leaf(iss).TLSCertificate()
+		return &tls.Config{RootCAs: roots, ServerName: "localhost",
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }}
+	}
+	for _, tc := range []struct {
+		name, extra string
+		goodOK      bool
+		logHas      string
+	}{
+		{"responder from AIA", "", true, "superseded"},
+		{"responder down, reject", "ocsp_url: " + deadURL, false, "status unavailable"},
+		{"responder down, allow-with-warning", "ocsp_url: " + deadURL + ", unavailable: allow-with-warning", true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, dir, fmt.Sprintf(`server_tls:
+  certificates: [{cert: server.pem, key: server-key.pem}]
+client_auth:
+  mode: require
+  trusted_cas: [ca.pem]
+  revocation: { ocsp: require, %s }
+routes:
+  - { name: api, backend: "%s" }
+`, tc.extra, be.URL))
+			err := handshake(t, g.addr, conf(good))
+			if tc.goodOK != (err == nil) {
+				t.Errorf("good certificate: err = %v, want ok=%v", err, tc.goodOK)
+			}
+			if tc.name == "responder from AIA" {
+				if err := handshake(t, g.addr, conf(bad)); err == nil {
+					t.Error("certificate revoked per OCSP got in")
+				}
+			}
+			if tc.logHas != "" && !strings.Contains(g.auditLog(), tc.logHas) {
+				t.Errorf("audit log lacks %q:\n%s", tc.logHas, g.auditLog())
+			}
+		})
+	}
+}
+
+// A CRL source that cannot be loaded stops startup: never fail open.
+func TestRevocationSourceMissingStopsStartup(t *testing.T) {
+	p := newPKI(t)
+	yaml := strings.Replace(baseConfig(p, "http://127.0.0.1:1", ""), "  trusted_cas: [ca.pem]\n",
+		"  trusted_cas: [ca.pem]\n  revocation: { crl: [missing.crl] }\n", 1)
+	testpki.WriteFile(t, filepath.Join(p.dir, "gatehouse.yaml"), []byte(yaml))
+	f := mustLoad(t, filepath.Join(p.dir, "gatehouse.yaml"))
+	_, err := New(f, Options{Log: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "missing.crl") || !strings.Contains(err.Error(), "client_auth.revocation") {
+		t.Fatalf("err = %v", err)
+	}
+}
