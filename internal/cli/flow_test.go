@@ -15,7 +15,8 @@ import (
 // The whole flow a team follows, with gatehouse alone: create a CA, issue
 // server and client certificates with the CLI, put them on the gateway,
 // call it with curl using the PEM files and the PKCS#12 bundle, revoke the
-// client and see the CRL say so.
+// client with `gatehouse ca revoke` while `gatehouse ca serve` publishes
+// the CRL, see the CRL say so and the gateway cut the client off.
 func TestCAToGatewayFlow(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
@@ -29,10 +30,14 @@ func TestCAToGatewayFlow(t *testing.T) {
 	caMust(t, env, "ca", "issue", "--dir", pki, "--profile", "client", "--cn", "partner-a", "--uri", "spiffe://example.com/partner-a",
 		"--out", filepath.Join(dir, "partner"), "--p12", "--p12-password-file", filepath.Join(dir, "p12-pass.txt"))
 	backend := newEchoBackend(t)
+	publisher := caServe(t, env, pki)
 	cfg := caWrite(t, filepath.Join(dir, "gatehouse.yaml"), fmt.Sprintf(`listen: "127.0.0.1:0"
 server_tls:
   certificates: [{cert: server.pem, key: server-key.pem}]
-client_auth: { mode: require, trusted_cas: [pki/ca.pem] }
+client_auth:
+  mode: require
+  trusted_cas: [pki/ca.pem]
+  revocation: { crl: ["%s/crl"], refresh: 1s }
 identity_headers: [xfcc]
 routes:
   - name: api
@@ -40,7 +45,7 @@ routes:
     allow:
       - spiffe_id: "spiffe://example.com/*"
 log: { audit: off }
-`, backend))
+`, publisher, backend))
 	addr, _ := startServe(t, cfg)
 	_, port, _ := net.SplitHostPort(addr)
 	url := "https://localhost:" + port + "/orders"
@@ -76,6 +81,19 @@ log: { audit: off }
 	crl := caMustOpenSSL(t, "crl", "-in", filepath.Join(pki, "ca.crl"), "-noout", "-text")
 	if !strings.Contains(strings.ToLower(crl), strings.ToLower(partnerSerial)) || !strings.Contains(crl, "Key Compromise") {
 		t.Errorf("CRL does not list %s as key compromise:\n%s", partnerSerial, crl)
+	}
+	// The gateway fetches the published CRL every second: the revoked
+	// client is refused within a few refreshes (bounded wait).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := curl("--cert", filepath.Join(dir, "partner.pem"), "--key", filepath.Join(dir, "partner-key.pem"))
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revoked client still served 15s after ca revoke:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

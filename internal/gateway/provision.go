@@ -138,11 +138,6 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 		}
 	}
 	s.policyID = policyDigest(c.ClientAuth.Mode, cas)
-	if len(errs) == 0 {
-		if err := s.provisionRevocation(f, cas, env); err != nil {
-			fail("client_auth.revocation", err)
-		}
-	}
 	s.verifier = &tlsconf.Verifier{Roots: pool, Required: c.ClientAuth.Mode == config.ModeRequire}
 	s.tls = tlsconf.ServerConfig(tlsconf.Params{
 		MinVersion:   minV,
@@ -151,6 +146,12 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 		ClientAuth:   tlsconf.ClientAuthType(c.ClientAuth.Mode),
 		ClientCAs:    pool,
 	})
+
+	if len(errs) == 0 {
+		if err := s.provisionRevocation(f, cas, env); err != nil {
+			fail("client_auth.revocation", err)
+		}
+	}
 
 	s.hsts = hstsValue(c.HSTS)
 	for _, h := range c.IdentityHeaders {
@@ -239,6 +240,9 @@ func (s *snapshot) provisionRevocation(f *config.File, cas []*x509.Certificate, 
 	if c.ServerTLS.OCSPStapling && !env.check {
 		s.stapler = revocation.NewStapler(env.ctx, s.tls.Certificates, revocation.StaplerOptions{
 			Now: env.now, Log: env.log, Prev: prevStapler,
+			// A leaf signed directly by a root has no issuer in its served
+			// chain; the same CA often issues the client certificates.
+			Issuers: cas,
 		})
 		s.tls.GetCertificate = s.stapledCertificate
 	}

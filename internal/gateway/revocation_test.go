@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
@@ -208,5 +210,47 @@ func TestRevocationSourceMissingStopsStartup(t *testing.T) {
 	_, err := New(f, Options{Log: slog.New(slog.DiscardHandler)})
 	if err == nil || !strings.Contains(err.Error(), "missing.crl") || !strings.Contains(err.Error(), "client_auth.revocation") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// With ocsp_stapling on, the gateway staples a verified good OCSP answer
+// for its certificate, seen by Go and by openssl s_client -status.
+func TestOCSPStapling(t *testing.T) {
+	pub := newCAPublisher(t)
+	dir := t.TempDir()
+	testpki.WriteFile(t, filepath.Join(dir, "ca.pem"), testpki.CertsPEM(pub.ca.Root()))
+	srv := pub.issue(t, dir, "server", pki.IssueRequest{Profile: pki.ProfileServer, CN: "localhost", DNS: []string{"localhost"}})
+	client := pub.issue(t, dir, "client", pki.IssueRequest{Profile: pki.ProfileClient, CN: "client"})
+	g := startGateway(t, dir, fmt.Sprintf(`server_tls:
+  certificates: [{cert: server.pem, key: server-key.pem}]
+  ocsp_stapling: true
+client_auth: { mode: require, trusted_cas: [ca.pem] }
+routes:
+  - { name: api, backend: "%s" }
+`, newBackend(t).URL))
+	for _, sni := range []string{"localhost", ""} {
+		cert := pub.leaf(client).TLSCertificate()
+		conn, err := tls.Dial("tcp", g.addr, &tls.Config{RootCAs: testpki.Pool(&testpki.CA{Cert: pub.ca.Root()}),
+			ServerName: sni, InsecureSkipVerify: sni == "",
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		staple := conn.ConnectionState().OCSPResponse
+		conn.Close()
+		if len(staple) == 0 {
+			t.Fatalf("SNI %q: no OCSP staple", sni)
+		}
+		resp, err := ocsp.ParseResponseForCert(staple, srv.Cert(), pub.ca.Root())
+		if err != nil || resp.Status != ocsp.Good {
+			t.Fatalf("SNI %q: staple %v, %v", sni, resp, err)
+		}
+	}
+	requireOpenSSL(t)
+	out, _ := runIn(t, dir, "", "openssl", "s_client", "-connect", g.addr, "-servername", "localhost", "-status", "-CAfile", "ca.pem")
+	for _, want := range []string{"OCSP Response Status: successful", "Cert Status: good"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("openssl s_client -status lacks %q:\n%s", want, out)
+		}
 	}
 }

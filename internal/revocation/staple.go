@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -36,6 +37,10 @@ type StaplerOptions struct {
 	Now func() time.Time
 	// Log receives fetch problems. If nil, slog.Default().
 	Log *slog.Logger
+	// Issuers are candidate issuers for a leaf whose chain does not carry
+	// its issuer (a leaf signed directly by a root, which is never served).
+	// If nil, only the served chain is searched.
+	Issuers []*x509.Certificate
 	// Prev is the stapler being replaced by a reload: its current
 	// responses for identical certificates are reused rather than fetched
 	// again. If nil, every response is fetched.
@@ -99,7 +104,7 @@ func NewStapler(ctx context.Context, certs []tls.Certificate, opts StaplerOption
 		it := &stapleItem{cert: tc}
 		it.cert.OCSPStaple = nil
 		s.items = append(s.items, it)
-		if err := it.prepare(); err != nil {
+		if err := it.prepare(opts.Issuers); err != nil {
 			s.log.Info("OCSP staple: certificate served without a staple", "index", i, "subject", subjectOf(it), "reason", err)
 			continue
 		}
@@ -121,7 +126,7 @@ func subjectOf(it *stapleItem) string {
 	return ""
 }
 
-func (it *stapleItem) prepare() error {
+func (it *stapleItem) prepare(issuers []*x509.Certificate) error {
 	if len(it.cert.Certificate) == 0 {
 		return errors.New("empty certificate")
 	}
@@ -133,21 +138,37 @@ func (it *stapleItem) prepare() error {
 		}
 	}
 	it.leaf = leaf
-	if len(it.cert.Certificate) < 2 {
-		return errors.New("its issuer is not in the chain")
-	}
-	issuer, err := x509.ParseCertificate(it.cert.Certificate[1])
+	issuer, err := findIssuer(leaf, it.cert.Certificate[1:], issuers)
 	if err != nil {
-		return fmt.Errorf("parse issuer: %w", err)
-	}
-	if err := leaf.CheckSignatureFrom(issuer); err != nil {
-		return fmt.Errorf("the second certificate of the chain did not issue the first: %w", err)
+		return err
 	}
 	it.issuer = issuer
 	if it.responder = firstHTTP(leaf.OCSPServer); it.responder == "" {
 		return errors.New("it names no OCSP responder")
 	}
 	return nil
+}
+
+// findIssuer returns the certificate that signed leaf: the next one in
+// the served chain, else one of the candidates whose subject is the
+// leaf's issuer and whose key verifies the leaf's signature.
+func findIssuer(leaf *x509.Certificate, chain [][]byte, candidates []*x509.Certificate) (*x509.Certificate, error) {
+	if len(chain) > 0 {
+		issuer, err := x509.ParseCertificate(chain[0])
+		if err != nil {
+			return nil, fmt.Errorf("parse issuer: %w", err)
+		}
+		if err := leaf.CheckSignatureFrom(issuer); err != nil {
+			return nil, fmt.Errorf("the second certificate of the chain did not issue the first: %w", err)
+		}
+		return issuer, nil
+	}
+	for _, c := range candidates {
+		if bytes.Equal(c.RawSubject, leaf.RawIssuer) && leaf.CheckSignatureFrom(c) == nil {
+			return c, nil
+		}
+	}
+	return nil, errors.New("its issuer is neither in the chain nor among the trusted CAs")
 }
 
 // find returns s's current staple for leaf, or nil.

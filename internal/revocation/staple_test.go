@@ -180,7 +180,7 @@ func TestStapleSkips(t *testing.T) {
 	if n := s.resp.posts.Load(); n != 1 {
 		t.Errorf("%d queries, want 1", n)
 	}
-	for _, want := range []string{"names no OCSP responder", "issuer is not in the chain"} {
+	for _, want := range []string{"names no OCSP responder", "issuer is neither in the chain nor among the trusted CAs"} {
 		if !strings.Contains(s.logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, s.logs)
 		}
