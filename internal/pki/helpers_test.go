@@ -7,32 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
 var testPass = []byte("correct horse battery staple")
 
-// fakeClock is a settable clock for CA.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Now().Truncate(time.Second)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *testpki.Clock { return testpki.NewClock() }
 
 // newCA creates a CA in a fresh temporary directory.
 func newCA(t testing.TB, opts InitOptions) *CA {

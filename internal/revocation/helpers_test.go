@@ -27,25 +27,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 )
 
-// clock is a settable clock for Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *testpki.Clock { return testpki.NewClock() }
 
 // logBuf collects log output so that tests can assert on what operators see.
 type logBuf struct {
@@ -75,7 +57,7 @@ func newLog() (*slog.Logger, *logBuf) {
 // env is the usual test setup: a clock, a log, and a place for files.
 type env struct {
 	t     testing.TB
-	clock *clock
+	clock *testpki.Clock
 	log   *slog.Logger
 	logs  *logBuf
 	dir   string
@@ -260,7 +242,7 @@ type ocspAnswer struct {
 // Answers default to good, valid for an hour from the clock.
 type testResponder struct {
 	*httptest.Server
-	clock      *clock
+	clock      *testpki.Clock
 	mu         sync.Mutex
 	ca         *testpki.CA   // issuer named in CertIDs
 	signer     crypto.Signer // signs answers; the CA's key unless delegated
@@ -272,7 +254,7 @@ type testResponder struct {
 	posts      atomic.Int32
 }
 
-func newTestResponder(t testing.TB, ca *testpki.CA, clk *clock) *testResponder {
+func newTestResponder(t testing.TB, ca *testpki.CA, clk *testpki.Clock) *testResponder {
 	r := &testResponder{clock: clk, ca: ca, signer: ca.Key, signerCert: ca.Cert, answers: map[string]ocspAnswer{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.Close)

@@ -29,25 +29,18 @@ type CA struct {
 // NewRoot creates a self-signed root CA with an ECDSA P-256 key.
 func NewRoot(t testing.TB, cn string) *CA {
 	t.Helper()
-	key := NewKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"gatehouse test"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatalf("testpki: create root: %v", err)
-	}
-	return &CA{Cert: parse(t, der), Key: key}
+	return newCA(t, cn, nil)
 }
 
 // Intermediate creates a CA signed by ca.
 func (ca *CA) Intermediate(t testing.TB, cn string) *CA {
+	t.Helper()
+	return newCA(t, cn, ca)
+}
+
+// newCA creates a CA valid from an hour ago for a day, signed by parent
+// (self-signed when parent is nil).
+func newCA(t testing.TB, cn string, parent *CA) *CA {
 	t.Helper()
 	key := NewKey(t)
 	tmpl := &x509.Certificate{
@@ -59,11 +52,16 @@ func (ca *CA) Intermediate(t testing.TB, cn string) *CA {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
-	if err != nil {
-		t.Fatalf("testpki: create intermediate: %v", err)
+	signer, signerKey, parents := tmpl, key, []*CA(nil)
+	if parent != nil {
+		signer, signerKey = parent.Cert, parent.Key
+		parents = append([]*CA{parent}, parent.Parents...)
 	}
-	return &CA{Cert: parse(t, der), Key: key, Parents: append([]*CA{ca}, ca.Parents...)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, key.Public(), signerKey)
+	if err != nil {
+		t.Fatalf("testpki: create CA %q: %v", cn, err)
+	}
+	return &CA{Cert: parse(t, der), Key: key, Parents: parents}
 }
 
 // LeafOptions describes a leaf certificate. Zero values give a client
