@@ -3,12 +3,16 @@ package cli
 import (
 	"bytes"
 	"flag"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -77,5 +81,75 @@ routes:
 	code = Run(&Env{Stdout: &stdout, Stderr: &stderr}, []string{"config", "check", "--config", cfg})
 	if code == 0 || !strings.Contains(stderr.String(), "lacks the serverAuth extended key usage") {
 		t.Fatalf("client cert as server cert: exit %d, %s", code, stderr.String())
+	}
+}
+
+// An encrypted server key loads with its passphrase file; a wrong
+// passphrase is one clear line.
+func TestConfigCheckEncryptedKey(t *testing.T) {
+	dir := t.TempDir()
+	root := testpki.NewRoot(t, "root")
+	root.WriteCert(t, dir, "ca.pem")
+	leaf := root.Server(t, "localhost")
+	leaf.Write(t, dir, "server")
+	enc, err := pki.MarshalKeyPEM(leaf.Key, []byte("key secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testpki.WriteFile(t, filepath.Join(dir, "server-key.pem"), enc)
+	testpki.WriteFile(t, filepath.Join(dir, "key.pass"), []byte("key secret\n"))
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	write := func(pass string) {
+		testpki.WriteFile(t, filepath.Join(dir, "key.pass"), []byte(pass+"\n"))
+		testpki.WriteFile(t, cfg, []byte(`server_tls:
+  certificates: [{cert: server.pem, key: server-key.pem, key_passphrase_file: key.pass}]
+client_auth: { mode: require, trusted_cas: [ca.pem] }
+routes:
+  - { name: api, backend: "http://127.0.0.1:9001" }
+`))
+	}
+	write("key secret")
+	var stdout, stderr bytes.Buffer
+	if code := Run(&Env{Stdout: &stdout, Stderr: &stderr}, []string{"config", "check", "--config", cfg}); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	write("wrong")
+	stderr.Reset()
+	code := Run(&Env{Stdout: &stdout, Stderr: &stderr}, []string{"config", "check", "--config", cfg})
+	want := cfg + ":2: server_tls.certificates[0]: key " + filepath.Join(dir, "server-key.pem") + ": wrong passphrase (or the key file is corrupt)\n"
+	if code != 1 || !strings.HasPrefix(stderr.String(), want) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant first line:\n%s", code, stderr.String(), want)
+	}
+}
+
+// The admin listener answers /healthz and /readyz on loopback.
+func TestAdminEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	root := testpki.NewRoot(t, "root")
+	root.WriteCert(t, dir, "ca.pem")
+	root.Server(t, "localhost").Write(t, dir, "server")
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	testpki.WriteFile(t, cfg, []byte(`listen: "127.0.0.1:0"
+server_tls:
+  certificates: [{cert: server.pem, key: server-key.pem}]
+client_auth: { mode: require, trusted_cas: [ca.pem] }
+admin: { listen: "`+adminAddr+`" }
+routes:
+  - { name: api, backend: "http://127.0.0.1:9001" }
+`))
+	startServe(t, cfg)
+	for path, want := range map[string]string{"/healthz": "ok\n", "/readyz": "ready\n"} {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Errorf("%s: %d %q", path, resp.StatusCode, b)
+		}
 	}
 }

@@ -274,3 +274,20 @@ func TestHTTPSBackend(t *testing.T) {
 		t.Errorf("audit log does not say why the backend failed:\n%s", g.auditLog())
 	}
 }
+
+// Request headers beyond limits.max_header_bytes are refused before any
+// routing (431), and the backend never sees them.
+func TestHeaderSizeLimit(t *testing.T) {
+	p := newPKI(t)
+	be := newBackend(t)
+	g := startGateway(t, p.dir, baseConfig(p, be.URL, "limits: { max_header_bytes: 4KiB }\n"))
+	big := strings.Repeat("a", 16<<10)
+	status, _ := rawRequest(t, g.addr, p.clientTLS(p.client, "localhost"),
+		"GET /x HTTP/1.1\r\nHost: localhost\r\nX-Big: "+big+"\r\nConnection: close\r\n\r\n")
+	if status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status %d, want 431", status)
+	}
+	if len(be.requests()) != 0 {
+		t.Fatal("the backend saw an oversized request")
+	}
+}
