@@ -237,7 +237,7 @@ func (s *Server) auditRequest(r *http.Request, st *reqState, rec *statusRecorder
 		attrs = append(attrs,
 			slog.String("subject", st.id.Subject()),
 			slog.String("serial", st.id.Serial()),
-			slog.String("issuer", st.id.Leaf.Issuer.String()),
+			slog.String("issuer", st.id.IssuerName()),
 			slog.String("fingerprint_sha256", st.id.Fingerprint()))
 	}
 	level := slog.LevelInfo

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/certsource"
@@ -38,6 +39,7 @@ func proxyFor(f *config.File, rc *config.Route, cache map[string]*proxy) (*proxy
 	p.rp = &httputil.ReverseProxy{
 		Transport:    tr,
 		Rewrite:      rewrite,
+		BufferPool:   copyBuffers,
 		ErrorHandler: proxyError,
 		ErrorLog:     nil, // errors go through proxyError
 		// FlushInterval 0: ReverseProxy already flushes at once for
@@ -47,6 +49,21 @@ func proxyFor(f *config.File, rc *config.Route, cache map[string]*proxy) (*proxy
 	cache[key] = p
 	return p, nil
 }
+
+// copyBuffers recycles the buffers ReverseProxy copies bodies through;
+// without a pool it allocates 32 KiB for every request.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // newTransport is tuned for many concurrent clients behind one gateway:
 // a large keep-alive pool per backend, bounded dial and header waits, and

@@ -20,6 +20,9 @@ type Identity struct {
 	FingerprintSHA256 [32]byte
 	// SPKISHA256 is the SHA-256 of the leaf's DER SubjectPublicKeyInfo.
 	SPKISHA256 [32]byte
+
+	// Rendered once for logs: every audited request names them.
+	subject, issuer, serial, fingerprint string
 }
 
 // New returns the identity for a verified chain (leaf first). It returns nil
@@ -29,12 +32,17 @@ func New(chain []*x509.Certificate) *Identity {
 		return nil
 	}
 	leaf := chain[0]
-	return &Identity{
+	id := &Identity{
 		Leaf:              leaf,
 		Chain:             chain,
 		FingerprintSHA256: sha256.Sum256(leaf.Raw),
 		SPKISHA256:        sha256.Sum256(leaf.RawSubjectPublicKeyInfo),
+		subject:           leaf.Subject.String(),
+		issuer:            leaf.Issuer.String(),
+		serial:            leaf.SerialNumber.Text(16),
 	}
+	id.fingerprint = hex.EncodeToString(id.FingerprintSHA256[:])
+	return id
 }
 
 // Anchor returns the trust anchor (root) the chain was verified against.
@@ -50,14 +58,17 @@ func (id *Identity) Issuer() *x509.Certificate {
 }
 
 // Fingerprint returns the leaf's SHA-256 fingerprint as lower-case hex.
-func (id *Identity) Fingerprint() string { return hex.EncodeToString(id.FingerprintSHA256[:]) }
+func (id *Identity) Fingerprint() string { return id.fingerprint }
 
 // Serial returns the leaf's serial number as lower-case hex.
-func (id *Identity) Serial() string { return id.Leaf.SerialNumber.Text(16) }
+func (id *Identity) Serial() string { return id.serial }
 
 // Subject returns the leaf's subject in RFC 2253 form, for logs only: policy
 // never matches on this string (DESIGN.md invariant 4).
-func (id *Identity) Subject() string { return id.Leaf.Subject.String() }
+func (id *Identity) Subject() string { return id.subject }
+
+// IssuerName returns the leaf's issuer DN in RFC 2253 form, for logs only.
+func (id *Identity) IssuerName() string { return id.issuer }
 
 // URIs returns the leaf's URI SANs.
 func (id *Identity) URIs() []*url.URL { return id.Leaf.URIs }
