@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 func TestCompileErrors(t *testing.T) {
 	dir := t.TempDir()
 	keyOnly := filepath.Join(dir, "key.pem")
-	testpki.WriteFile(t, keyOnly, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	testpki.WriteFile(t, keyOnly, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{0, 0, 0}})) // junk, not a key
 	missing := filepath.Join(dir, "missing.pem")
 
 	for _, tc := range []struct {

@@ -129,7 +129,7 @@ func ParsePrivateKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
 		var b *pem.Block
 		b, data = pem.Decode(data)
 		if b == nil {
-			return nil, errors.New("no PEM private key found (expected -----BEGIN PRIVATE KEY-----)")
+			return nil, errors.New("no PEM private key found (expected a PEM block of type PRIVATE KEY, EC PRIVATE KEY, RSA PRIVATE KEY or ENCRYPTED PRIVATE KEY)")
 		}
 		if _, enc := b.Headers["Proc-Type"]; enc {
 			return nil, errors.New("legacy encrypted PEM key is not supported; convert it with: openssl pkcs8 -topk8 -v2 aes-256-cbc -in old.pem -out new.pem")

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/url"
@@ -70,7 +71,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	// A corrupt key: the base64 body replaced with garbage.
 	keyPath := filepath.Join(dir, RootKeyFile)
-	writeFile(t, keyPath, []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"))
+	writeFile(t, keyPath, pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{0, 0, 0}})) // junk, not a key
 	_, err = Open(dir, testPass)
 	if err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("corrupt key: %v", err)

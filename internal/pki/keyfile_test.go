@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -23,7 +24,7 @@ func TestEncryptedKeysWithOpenSSL(t *testing.T) {
 			t.Errorf("%s: mode %v %v", f, fi.Mode(), err)
 		}
 		b, _ := os.ReadFile(path)
-		if !strings.HasPrefix(string(b), "-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+		if blk, _ := pem.Decode(b); blk == nil || blk.Type != "ENCRYPTED PRIVATE KEY" {
 			t.Errorf("%s is not an encrypted PKCS#8 key", f)
 		}
 		mustOpenSSL(t, "pkey", "-in", path, "-passin", "file:"+right, "-noout")
@@ -47,7 +48,7 @@ func TestEncryptedKeysWithOpenSSL(t *testing.T) {
 	plain, _ := iss.KeyPEM(nil)
 	encPath := writeFile(t, filepath.Join(tmp, "enc.pem"), enc)
 	mustOpenSSL(t, "pkey", "-in", encPath, "-passin", "file:"+right, "-noout")
-	if !strings.HasPrefix(string(plain), "-----BEGIN PRIVATE KEY-----") {
+	if blk, _ := pem.Decode(plain); blk == nil || blk.Type != "PRIVATE KEY" {
 		t.Errorf("plain key: %s", plain[:40])
 	}
 	k, err := ParseKeyPEM(enc, testPass)
