@@ -133,6 +133,9 @@ func TestSpoofedIdentityHeaders(t *testing.T) {
 		"X-Client-Verify: SUCCESS\r\n" +
 		"X-SSL-Client-S-DN: CN=admin\r\n" +
 		"X_Client_DN: CN=admin\r\n" +
+		"X-Forwarded-For: 6.6.6.6\r\n" +
+		"X-Forwarded-Host: evil.example\r\n" +
+		"Forwarded: for=6.6.6.6;host=evil.example\r\n" +
 		"Connection: X-Forwarded-Client-Cert, Client-Cert\r\n"
 	for _, tc := range []struct {
 		name string
@@ -160,6 +163,12 @@ func TestSpoofedIdentityHeaders(t *testing.T) {
 				if (strings.HasPrefix(l, "x-client") || strings.HasPrefix(l, "x-ssl")) && len(values) > 0 {
 					t.Errorf("backend saw %s", name)
 				}
+			}
+			if got := e.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+				t.Errorf("X-Forwarded-For = %q, want the gateway's view of the client only", got)
+			}
+			if e.Header.Get("X-Forwarded-Host") != "localhost" || e.Header.Get("Forwarded") != "" {
+				t.Errorf("forwarding headers from the client survived: %v", e.Header)
 			}
 			xfcc := e.Header.Values("X-Forwarded-Client-Cert")
 			if tc.leaf == nil {
