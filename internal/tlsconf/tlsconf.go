@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/identity"
@@ -90,6 +91,11 @@ func ClientAuthType(mode string) tls.ClientAuthType {
 // ErrNoCertificate is returned when a certificate is required and none was sent.
 var ErrNoCertificate = errors.New("no client certificate presented")
 
+var (
+	errCAAsClient   = errors.New("a CA certificate cannot be used as a client certificate")
+	errNoClientAuth = errors.New("not valid for client authentication (the clientAuth extended key usage is missing)")
+)
+
 // Verifier verifies client certificate chains against the configured CAs
 // only, requiring the clientAuth EKU and checking validity at Now.
 type Verifier struct {
@@ -113,6 +119,16 @@ func (v *Verifier) Verify(certs []*x509.Certificate) (*identity.Identity, error)
 	}
 	if v.Roots == nil {
 		return nil, errors.New("no trusted client CAs configured")
+	}
+	// crypto/x509 reads a missing EKU extension as "any usage"; a client
+	// certificate must name clientAuth itself (DESIGN.md invariant 2), and
+	// a CA certificate is never a client identity.
+	leaf := certs[0]
+	if leaf.IsCA {
+		return nil, &VerifyError{Leaf: leaf, Err: errCAAsClient}
+	}
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return nil, &VerifyError{Leaf: leaf, Err: errNoClientAuth}
 	}
 	now := time.Now
 	if v.Now != nil {
