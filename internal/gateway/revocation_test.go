@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,6 +63,32 @@ func (c *caPublisher) issue(t *testing.T, dir, name string, req pki.IssueRequest
 	testpki.WriteFile(t, filepath.Join(dir, name+".pem"), iss.ChainPEM())
 	testpki.WriteFile(t, filepath.Join(dir, name+"-key.pem"), key)
 	return iss
+}
+
+// waitOCSPStatus asks the publisher's OCSP responder until it answers
+// want for iss (it notices inventory changes by polling), or fails after
+// a generous bound.
+func (c *caPublisher) waitOCSPStatus(t *testing.T, iss *pki.Issued, want int) {
+	t.Helper()
+	req, err := ocsp.CreateRequest(iss.Cert(), c.ca.Root(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Post(c.url+"/ocsp", "application/ocsp-request", bytes.NewReader(req))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if r, err := ocsp.ParseResponseForCert(body, iss.Cert(), c.ca.Root()); err == nil && r.Status == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OCSP responder did not answer status %d within 15s", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (c *caPublisher) leaf(iss *pki.Issued) *testpki.Leaf {
@@ -154,7 +183,7 @@ func TestRevocationByOCSP(t *testing.T) {
 	if _, err := pub.ca.Revoke(context.Background(), bad.Cert().SerialNumber, pki.Reason(4)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the publisher polls its inventory every 50ms
+	pub.waitOCSPStatus(t, bad, ocsp.Revoked)
 	be := newBackend(t)
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadURL := "http://" + dead.Addr().String() + "/ocsp"
