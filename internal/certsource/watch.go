@@ -35,6 +35,9 @@ type Watcher struct {
 	files  []string
 	digest [32]byte
 	kick   chan struct{}
+	// watching, if not nil, is closed once Run has added its watches
+	// (tests wait on it instead of sleeping).
+	watching chan struct{}
 }
 
 // NewWatcher watches files, whose current content is the baseline.
@@ -113,6 +116,9 @@ func (w *Watcher) Run(ctx context.Context, changed func()) {
 		}
 	}
 	watchDirs()
+	if w.watching != nil {
+		close(w.watching)
+	}
 
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()

@@ -35,6 +35,7 @@ func TestWatcher(t *testing.T) {
 	os.WriteFile(cert, []byte("v1"), 0o600)
 	w := NewWatcher([]string{cert})
 	w.Debounce, w.Poll = 20*time.Millisecond, time.Hour
+	w.watching = make(chan struct{})
 	changed := make(chan struct{}, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -42,7 +43,7 @@ func TestWatcher(t *testing.T) {
 		w.SetFiles([]string{cert}) // the new baseline, before the test moves on
 		changed <- struct{}{}
 	})
-	time.Sleep(50 * time.Millisecond) // let Run add its watches
+	<-w.watching
 
 	// Atomic replace by rename, as cert-manager and editors do.
 	tmp := filepath.Join(dir, ".cert.tmp")
@@ -72,11 +73,12 @@ func TestWatcherSymlinkSwap(t *testing.T) {
 	os.Symlink("..data/tls.crt", cert)
 	w := NewWatcher([]string{cert})
 	w.Debounce, w.Poll = 20*time.Millisecond, time.Hour
+	w.watching = make(chan struct{})
 	changed := make(chan struct{}, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx, func() { w.SetFiles([]string{cert}); changed <- struct{}{} })
-	time.Sleep(50 * time.Millisecond)
+	<-w.watching
 
 	os.Symlink("v2", filepath.Join(dir, "..data_tmp"))
 	os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data"))
