@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/sanitize"
+	"github.com/gatehouse/gatehouse/internal/tlsconf"
 )
 
 // Problem is one validation failure: the field's path and what is wrong.
@@ -284,7 +285,7 @@ func NormalizeHost(h string) string {
 	return strings.TrimSuffix(strings.ToLower(h), ".")
 }
 
-// Secure TLS 1.2 suites: ECDHE key exchange (forward secrecy) with an AEAD.
+// OpenSSL names of the TLS 1.2 suites gatehouse serves (tlsconf.Suites12).
 var secureSuites = map[string]uint16{
 	"ECDHE-ECDSA-AES128-GCM-SHA256": tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	"ECDHE-RSA-AES128-GCM-SHA256":   tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -292,15 +293,6 @@ var secureSuites = map[string]uint16{
 	"ECDHE-RSA-AES256-GCM-SHA384":   tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	"ECDHE-ECDSA-CHACHA20-POLY1305": tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 	"ECDHE-RSA-CHACHA20-POLY1305":   tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-}
-
-// SecureSuites returns gatehouse's TLS 1.2 suites in preference order.
-func SecureSuites() []uint16 {
-	return []uint16{
-		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	}
 }
 
 // CipherSuite resolves a TLS 1.2 suite name, in IANA/Go form
@@ -313,7 +305,7 @@ func CipherSuite(name string) (uint16, error) {
 	}
 	for _, s := range tls.CipherSuites() {
 		if s.Name == name {
-			if slices.Contains(SecureSuites(), s.ID) {
+			if slices.Contains(tlsconf.Suites12, s.ID) {
 				return s.ID, nil
 			}
 			if slices.Contains(s.SupportedVersions, tls.VersionTLS13) {

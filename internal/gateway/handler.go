@@ -192,10 +192,6 @@ func identityHeaders(snap *snapshot, id *identity.Identity) http.Header {
 	return h
 }
 
-// stripIdentity removes every incoming header that could pose as an
-// identity header (DESIGN.md invariant 6).
-func stripIdentity(h http.Header) { sanitize.StripIdentityHeaders(h) }
-
 // writeError writes the short JSON error clients get; the reason stays in
 // the logs (DESIGN.md invariant 8).
 func writeError(w http.ResponseWriter, status int, msg string) {

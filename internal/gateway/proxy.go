@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/sanitize"
 )
 
 // proxy is a reverse proxy with its own transport; routes with the same
@@ -119,7 +120,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	// ReverseProxy removed Connection-nominated headers before calling
 	// Rewrite, so what is set here cannot be removed by a client.
-	stripIdentity(pr.Out.Header)
+	// Every incoming header that could pose as an identity header goes
+	// (DESIGN.md invariant 6).
+	sanitize.StripIdentityHeaders(pr.Out.Header)
 	for k, v := range st.identityHeaders {
 		// Shared by the connection's requests: each value slice has
 		// len == cap (http.Header.Set), so an append elsewhere copies.
