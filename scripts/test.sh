@@ -3,24 +3,37 @@
 # and integration tests (real listeners on 127.0.0.1, real openssl and
 # curl), then each fuzz target for a bounded time.
 #
-# Installs what the tests need (openssl, curl) when it is missing and this
-# runs as root, as on a fresh CI machine.
+# Installs what the tests need (scripts/packages.txt) when it is missing
+# and this runs as root, as on a fresh CI machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZTIME="${FUZZTIME:-10s}"
 
+# Debian packages the tests use, one per line in scripts/packages.txt
+# (comments after '#'). Missing ones are installed with one apt-get update
+# and one apt-get install when this runs as root, as on a fresh CI machine.
 need=()
-for tool in openssl curl; do
-  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
-done
+while read -r pkg bin _; do
+  [ -z "$pkg" ] && continue
+  bin="${bin:-$pkg}"
+  if [ "$bin" = "-" ]; then
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  else
+    command -v "$bin" >/dev/null 2>&1 || [ -x "$bin" ] || need+=("$pkg")
+  fi
+done < <(sed -e 's/#.*//' scripts/packages.txt)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing ${need[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # policy-rc.d keeps the packages' own services from starting: the
+    # tests start every server they need themselves, on loopback.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
   else
-    echo "missing ${need[*]}: install them (the interoperability tests use them)" >&2
+    echo "missing Debian packages ${need[*]}: install them (the tests start these real servers and tools)" >&2
     exit 1
   fi
 fi
