@@ -50,12 +50,13 @@ func TestDemo(t *testing.T) {
 				t.Errorf("run %d: %s\n=> %v\n%s\nwant output containing %s", run, cmds[i], err, out, want)
 			}
 		}
-		if run == 0 && !strings.Contains(stdout.String(), `"route":"api"`) {
-			t.Errorf("no audit record on stdout:\n%s", stdout.String())
-		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("demo stopped with %v", err)
+		}
+		// The audit log is buffered; stopping flushes it.
+		if run == 0 && !strings.Contains(stdout.String(), `"route":"api"`) {
+			t.Errorf("no audit record on stdout:\n%s", stdout.String())
 		}
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,11 +60,14 @@ func serve(ctx context.Context, env *Env, path string, ready func(addr net.Addr)
 	if dest != "stdout" && dest != "stderr" && dest != "off" {
 		dest = f.Resolve(dest)
 	}
-	audit, closeAudit, err := telemetry.OpenAudit(dest, env.Stdout, env.Stderr)
+	audit, err := telemetry.OpenAudit(dest, env.Stdout, env.Stderr)
 	if err != nil {
 		return err
 	}
-	defer closeAudit.Close()
+	audit.OnError(func(err error) { logger.Error(err.Error()) })
+	defer audit.Close()
+	stopReopen := reopenOnSIGUSR1(audit, logger)
+	defer stopReopen()
 	gw, err := gateway.New(f, gateway.Options{Log: logger, Audit: audit})
 	if err != nil {
 		return usageError(err)
@@ -148,4 +154,27 @@ func checkConfig(stdout, stderr io.Writer, path string) error {
 	fmt.Fprintf(stdout, "%s: OK (%d routes, %d certificates, client_auth %s)\n",
 		path, len(f.Config.Routes), len(f.Config.ServerTLS.Certificates), f.Config.ClientAuth.Mode)
 	return nil
+}
+
+// reopenOnSIGUSR1 flushes and reopens the audit log on SIGUSR1, the
+// signal logrotate's postrotate sends after renaming the file.
+func reopenOnSIGUSR1(audit *telemetry.Audit, logger *slog.Logger) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				if err := audit.Reopen(); err != nil {
+					logger.Error("SIGUSR1: " + err.Error())
+				} else {
+					logger.Info("SIGUSR1: audit log reopened")
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
 }

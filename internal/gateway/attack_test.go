@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -112,7 +113,7 @@ func TestPerRouteAuthorization(t *testing.T) {
 			json.Unmarshal([]byte(line), &rec)
 		}
 	}
-	if rec == nil || rec["subject"] != "CN=client-a,O=Partner Inc" || rec["serial"] != p.client.Cert.SerialNumber.Text(16) ||
+	if rec == nil || rec["subject"] != "CN=client-a,O=Partner Inc" || rec["serial"] != identity.SerialHex(p.client.Cert.SerialNumber) ||
 		rec["issuer"] != "CN=Test Issuing CA,O=gatehouse test" || !strings.Contains(rec["reason"].(string), "spiffe_id") ||
 		fmt.Sprint(rec["sans"]) != "[URI:spiffe://example.com/billing/api]" {
 		t.Errorf("denial record %v", rec)

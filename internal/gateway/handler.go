@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/sanitize"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 )
 
@@ -214,39 +214,48 @@ func (s *Server) auditRequest(r *http.Request, st *reqState, rec *statusRecorder
 	if status == 0 {
 		status = http.StatusOK
 	}
-	attrs := make([]slog.Attr, 0, 16)
-	attrs = append(attrs,
-		slog.String("event", "request"),
-		slog.String("remote", r.RemoteAddr),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", st.path),
-		slog.String("proto", r.Proto),
-		slog.Int("status", status),
-		slog.Int64("bytes", rec.bytes),
-		slog.Duration("duration", s.now().Sub(start)),
-	)
+	now := s.now()
+	ar := telemetry.AuditRecord{
+		Time:     now,
+		Event:    "request",
+		Remote:   r.RemoteAddr,
+		Method:   r.Method,
+		Host:     r.Host,
+		Path:     st.path,
+		Proto:    r.Proto,
+		Status:   status,
+		BytesIn:  r.ContentLength,
+		BytesOut: rec.bytes,
+		Duration: now.Sub(start),
+		Decision: "allow",
+	}
+	if ar.BytesIn < 0 {
+		ar.BytesIn = 0
+	}
 	if st.route != nil {
-		attrs = append(attrs, slog.String("route", st.route.name))
+		ar.Route = st.route.name
 	}
 	if st.id != nil {
-		attrs = append(attrs,
-			slog.String("subject", st.id.Subject()),
-			slog.String("serial", st.id.Serial()),
-			slog.String("issuer", st.id.IssuerName()),
-			slog.String("fingerprint_sha256", st.id.Fingerprint()))
-	}
-	level := slog.LevelInfo
-	if st.reason != "" {
-		attrs = append(attrs, slog.String("reason", st.reason))
-		if st.id != nil {
-			// Denials name every SAN, so an operator sees what the rules
-			// were compared against; allowed requests stay lean.
-			attrs = append(attrs, slog.Any("sans", sanList(st.id)))
+		ar.Subject = st.id.Subject()
+		ar.Serial = st.id.Serial()
+		ar.Issuer = st.id.IssuerName()
+		ar.Fingerprint = st.id.Fingerprint()
+		ar.SANs = sanList(st.id)
+		for _, u := range st.id.URIs() {
+			if u.Scheme == "spiffe" {
+				ar.SPIFFE = u.String()
+				break
+			}
 		}
-		level = slog.LevelWarn
 	}
-	s.audit.LogAttrs(r.Context(), level, "request", attrs...)
+	if st.reason != "" {
+		ar.Reason = st.reason
+		ar.Decision = "deny"
+		if status >= 500 || status == 499 {
+			ar.Decision = "error"
+		}
+	}
+	s.audit.Write(&ar)
 }
 
 // statusRecorder records the status and size of a response. Unwrap lets

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -92,6 +93,7 @@ type gw struct {
 	addr  string
 	audit *bytes.Buffer
 	auMu  *sync.Mutex
+	au    *telemetry.Audit
 	stop  func() error
 }
 
@@ -118,9 +120,11 @@ func startGateway(t testing.TB, dir, yaml string) *gw {
 	}
 	g := &gw{audit: &bytes.Buffer{}, auMu: &sync.Mutex{}}
 	logw := &lockedWriter{mu: g.auMu, w: g.audit}
+	g.au = telemetry.NewAudit(logw)
+	t.Cleanup(func() { g.au.Close() })
 	srv, err := New(f, Options{
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Audit: slog.New(slog.NewJSONHandler(logw, nil)),
+		Audit: g.au,
 	})
 	if err != nil {
 		t.Fatalf("new gateway: %v", err)
@@ -151,6 +155,7 @@ func startGateway(t testing.TB, dir, yaml string) *gw {
 }
 
 func (g *gw) auditLog() string {
+	g.au.Flush()
 	g.auMu.Lock()
 	defer g.auMu.Unlock()
 	return g.audit.String()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // Server is the gateway. Its configuration is an immutable snapshot behind
@@ -23,7 +24,7 @@ import (
 type Server struct {
 	snap  atomic.Pointer[snapshot]
 	log   *slog.Logger
-	audit *slog.Logger
+	audit *telemetry.Audit
 	now   func() time.Time
 	// bg bounds background work (CRL refresh, stapling) and revocation
 	// fetches made on the handshake path; Close cancels it.
@@ -47,7 +48,7 @@ type Options struct {
 	Log *slog.Logger
 	// Audit receives one JSON record per request and per refused
 	// handshake. If nil, audit records are discarded.
-	Audit *slog.Logger
+	Audit *telemetry.Audit
 	// Now returns the current time. If nil, time.Now is used.
 	Now func() time.Time
 }
@@ -60,7 +61,7 @@ func New(f *config.File, opts Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	if s.audit == nil {
-		s.audit = slog.New(slog.DiscardHandler)
+		s.audit = telemetry.NewDiscardAudit()
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -225,21 +226,22 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 }
 
 func (s *Server) auditHandshake(c net.Conn, cs tls.ConnectionState, err error) {
-	attrs := []any{
-		slog.String("event", "handshake_refused"),
-		slog.String("remote", c.RemoteAddr().String()),
-		slog.String("sni", cs.ServerName),
-		slog.Bool("resumed", cs.DidResume),
-		slog.String("reason", err.Error()),
+	rec := telemetry.AuditRecord{
+		Time:     s.now(),
+		Event:    "handshake_refused",
+		Remote:   c.RemoteAddr().String(),
+		SNI:      cs.ServerName,
+		Resumed:  cs.DidResume,
+		Decision: "deny",
+		Reason:   err.Error(),
 	}
 	if len(cs.PeerCertificates) > 0 {
 		leaf := cs.PeerCertificates[0]
-		attrs = append(attrs,
-			slog.String("subject", leaf.Subject.String()),
-			slog.String("serial", leaf.SerialNumber.Text(16)),
-			slog.String("issuer", leaf.Issuer.String()))
+		rec.Subject = leaf.Subject.String()
+		rec.Serial = identity.SerialHex(leaf.SerialNumber)
+		rec.Issuer = leaf.Issuer.String()
 	}
-	s.audit.Warn("handshake refused", attrs...)
+	s.audit.Write(&rec)
 }
 
 // Serve accepts TLS connections on ln until ctx is cancelled, then stops

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -154,7 +155,7 @@ func TestHandshakeRefusalAudit(t *testing.T) {
 	if rec == nil {
 		t.Fatalf("no handshake_refused record:\n%s", g.auditLog())
 	}
-	if rec["subject"] != "CN=mallory,O=Evil" || rec["serial"] != intruder.Cert.SerialNumber.Text(16) ||
+	if rec["subject"] != "CN=mallory,O=Evil" || rec["serial"] != identity.SerialHex(intruder.Cert.SerialNumber) ||
 		rec["issuer"] != "CN=Foreign Root,O=gatehouse test" {
 		t.Errorf("record %v", rec)
 	}

@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"math/big"
 	"net"
 	"net/url"
+	"strings"
 )
 
 // Identity is the verified identity of a client, derived only from a chain
@@ -39,7 +41,7 @@ func New(chain []*x509.Certificate) *Identity {
 		SPKISHA256:        sha256.Sum256(leaf.RawSubjectPublicKeyInfo),
 		subject:           leaf.Subject.String(),
 		issuer:            leaf.Issuer.String(),
-		serial:            leaf.SerialNumber.Text(16),
+		serial:            SerialHex(leaf.SerialNumber),
 	}
 	id.fingerprint = hex.EncodeToString(id.FingerprintSHA256[:])
 	return id
@@ -60,8 +62,28 @@ func (id *Identity) Issuer() *x509.Certificate {
 // Fingerprint returns the leaf's SHA-256 fingerprint as lower-case hex.
 func (id *Identity) Fingerprint() string { return id.fingerprint }
 
-// Serial returns the leaf's serial number as lower-case hex.
+// Serial returns the leaf's serial number as openssl prints it: upper-case
+// hex of even length ("053E84F8"), so logs can be grepped with the output
+// of `openssl x509 -serial`.
 func (id *Identity) Serial() string { return id.serial }
+
+// SerialHex formats a certificate serial number as openssl does:
+// upper-case hex, with a leading zero when the length is odd. Negative
+// serials (which RFC 5280 forbids but parsers accept) keep their sign.
+func SerialHex(n *big.Int) string {
+	if n == nil {
+		return ""
+	}
+	sign := ""
+	if n.Sign() < 0 {
+		sign = "-"
+	}
+	h := strings.ToUpper(new(big.Int).Abs(n).Text(16))
+	if len(h)%2 == 1 {
+		h = "0" + h
+	}
+	return sign + h
+}
 
 // Subject returns the leaf's subject in RFC 2253 form, for logs only: policy
 // never matches on this string (DESIGN.md invariant 4).
