@@ -111,8 +111,10 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Host is an exact host name or "*.example.com". Empty matches any host.
 	Host string `yaml:"host"`
-	// Path is a path prefix: "/orders/" matches everything below it,
-	// "/healthz" matches itself and anything below "/healthz/". Default "/".
+	// Path is a path prefix: "/orders/" matches everything below it and
+	// "/orders" itself (so the bare name cannot fall through to a broader
+	// route), "/healthz" matches itself and anything below "/healthz/".
+	// Default "/".
 	Path string `yaml:"path"`
 	// Backend is an http:// or https:// URL. Required.
 	Backend string `yaml:"backend"`

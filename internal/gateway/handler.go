@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/sanitize"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -23,6 +21,7 @@ import (
 type reqState struct {
 	route           *route
 	path            string // normalized escaped path, matched and forwarded
+	host            string // normalized Host, without port: routed and forwarded
 	id              *identity.Identity
 	identityHeaders http.Header
 	status          int
@@ -115,13 +114,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, snap *snapshot, i
 		st.status, st.reason = status, reason
 		writeError(w, status, public)
 	}
-	path, err := sanitize.Path(r.URL.EscapedPath())
+	// The raw target, not r.URL.EscapedPath(): net/url re-encodes the
+	// decoded path when the raw one holds a byte it escapes differently,
+	// and %2e or %2f would then arrive here decoded.
+	target, err := sanitize.SplitTarget(r.RequestURI)
 	if err != nil {
-		refuse(http.StatusBadRequest, "bad request path", "path "+strconv.Quote(r.URL.EscapedPath())+": "+err.Error())
+		refuse(http.StatusBadRequest, "bad request target", "request target "+strconv.Quote(r.RequestURI)+": "+err.Error())
+		return
+	}
+	path, err := sanitize.Path(target.Path)
+	if err != nil {
+		refuse(http.StatusBadRequest, "bad request path", "path "+strconv.Quote(target.Path)+": "+err.Error())
 		return
 	}
 	st.path = path
-	host := requestHost(r)
+	host, _, err := sanitize.Authority(r.Host)
+	if err != nil {
+		refuse(http.StatusBadRequest, "bad host", err.Error())
+		return
+	}
+	st.host = host
 	// The SNI name chose the certificate and the handshake's policy; a
 	// Host that would have chosen another virtual host must reconnect
 	// (DESIGN.md invariant 5).
@@ -160,16 +172,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, snap *snapshot, i
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 	rt.proxy.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
-}
-
-// requestHost returns the Host header's name, without port, lower-cased
-// and without a trailing dot.
-func requestHost(r *http.Request) string {
-	h := r.Host
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return config.NormalizeHost(h)
 }
 
 // identityHeaders returns the headers that carry the verified identity to

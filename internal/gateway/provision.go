@@ -392,11 +392,13 @@ func hostMatches(pattern, host string) bool {
 	return pattern == host
 }
 
-// pathMatches: "/orders/" matches everything below it; "/healthz" matches
-// itself and what is below "/healthz/", but not "/healthzz".
+// pathMatches: "/orders/" matches everything below it and the bare
+// "/orders" too, so a request for "/admin" can never fall through to a
+// public "/" route when the protected route is "/admin/"; "/healthz"
+// matches itself and what is below "/healthz/", but not "/healthzz".
 func pathMatches(prefix, path string) bool {
 	if strings.HasSuffix(prefix, "/") {
-		return strings.HasPrefix(path, prefix)
+		return strings.HasPrefix(path, prefix) || len(prefix) > 1 && path == prefix[:len(prefix)-1]
 	}
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }

@@ -117,18 +117,29 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Path, _ = url.PathUnescape(st.path)
 	pr.Out.URL.RawPath = st.path
 	pr.SetURL(st.route.backend)
-	pr.SetXForwarded()
 	// ReverseProxy removed Connection-nominated headers before calling
 	// Rewrite, so what is set here cannot be removed by a client.
-	// Every incoming header that could pose as an identity header goes
-	// (DESIGN.md invariant 6).
-	sanitize.StripIdentityHeaders(pr.Out.Header)
+	// Every incoming header that could pose as an identity or origin
+	// header goes, in every spelling (DESIGN.md invariant 6), before
+	// gatehouse sets its own.
+	headerStripper.StripHeader(pr.Out.Header)
+	h := pr.Out.Header
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		h["X-Forwarded-For"] = []string{ip}
+	}
+	// The normalized host, never the raw Host header (issue 9 item 3).
+	h["X-Forwarded-Host"] = []string{st.host}
+	h["X-Forwarded-Proto"] = []string{"https"}
 	for k, v := range st.identityHeaders {
 		// Shared by the connection's requests: each value slice has
 		// len == cap (http.Header.Set), so an append elsewhere copies.
 		pr.Out.Header[k] = v
 	}
 }
+
+// headerStripper removes identity and forwarding headers in every
+// spelling from outgoing requests.
+var headerStripper = sanitize.NewHeaderStripper(nil)
 
 // proxyError answers a failed backend exchange: 504 when it timed out,
 // 413 when the body exceeded the route's limit, 502 otherwise.

@@ -1,5 +1,13 @@
-// Package sanitize normalizes request paths and removes client-sent identity
-// headers, so that policy and backend see one path and only verified identity.
+// Package sanitize normalizes request targets, paths and authorities and
+// removes client-sent identity and forwarding headers, so that policy and
+// backend see one path, one host and only verified identity.
+//
+// # Request target and authority
+//
+// SplitTarget splits the raw request target without decoding it, and
+// Authority parses a Host or :authority strictly (a host, an optional port
+// from 1 to 65535, nothing else), so a second host hidden after a comma
+// cannot be routed as one name and read by a backend as another.
 //
 // # Path
 //
@@ -7,7 +15,13 @@
 // and the backend use (DESIGN.md invariant 7); see its documentation for the
 // rule.
 //
-// # Identity headers
+// # Identity and forwarding headers
+//
+// HeaderStripper removes the identity headers below and every header
+// backends take for the client's origin (X-Forwarded-*, Forwarded,
+// X-Real-IP, X-Remote-User, X-Original-URL, X-Rewrite-URL, ...) plus
+// configured names, in every spelling, and drops Trailer entries naming
+// them.
 //
 // StripIdentityHeaders removes every request header that a backend could
 // take for identity information (DESIGN.md invariant 6): the headers

@@ -26,40 +26,7 @@ var identityPrefixes = []string{
 // IsIdentityHeader reports whether name could be taken by a backend for an
 // identity header, comparing ASCII case-insensitively and treating "_" as
 // "-". It does not allocate.
-func IsIdentityHeader(name string) bool {
-	for _, n := range identityExact {
-		if len(name) == len(n) && hasFoldedPrefix(name, n) {
-			return true
-		}
-	}
-	for _, p := range identityPrefixes {
-		if hasFoldedPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasFoldedPrefix reports whether name, lower-cased (ASCII) with "_" read
-// as "-", starts with prefix, which is lower case in "-" form.
-func hasFoldedPrefix(name, prefix string) bool {
-	if len(name) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := name[i]
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
-			c = '-'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
-}
+func IsIdentityHeader(name string) bool { return isIdentity(name) }
 
 // StripIdentityHeaders deletes every header of h for which IsIdentityHeader
 // is true. It looks at every key as stored, because http.Header keeps names
