@@ -13,17 +13,21 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
-	"github.com/youmark/pkcs8"
+	"github.com/gatehouse/gatehouse/internal/keystore"
 )
 
 // ErrPassphrase reports a missing or wrong passphrase for an encrypted
 // key. A damaged ciphertext looks the same to the decoder, so the message
 // says both.
-var ErrPassphrase = errors.New("wrong passphrase (or the key file is corrupt)")
+var ErrPassphrase = keystore.ErrPassphrase
 
 // LoadKeyPair reads a certificate chain (leaf first, then intermediates)
-// and its private key. passphrase is used only for an encrypted PKCS#8 key.
+// and its private key: a PEM file, or a key in a PKCS#11 token when keyFile
+// is a pkcs11: URI (binaries built with -tags pkcs11; the token session
+// stays open for as long as the process uses the key). passphrase is used
+// only for an encrypted PKCS#8 key.
 // It checks that the key matches the leaf and that each certificate is
 // signed by the next, so a misordered or foreign chain fails at startup
 // instead of at a client.
@@ -32,13 +36,9 @@ func LoadKeyPair(certFile, keyFile string, passphrase []byte) (tls.Certificate, 
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	key, err := openKey(keyFile, passphrase, chain[0].PublicKey)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("read key: %w", err)
-	}
-	key, err := ParsePrivateKeyPEM(keyPEM, passphrase)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("key %s: %w", keyFile, err)
+		return tls.Certificate{}, err
 	}
 	if !publicKeyEqual(chain[0].PublicKey, key.Public()) {
 		return tls.Certificate{}, fmt.Errorf("key %s does not belong to the certificate in %s (subject %q)", keyFile, certFile, chain[0].Subject)
@@ -49,11 +49,37 @@ func LoadKeyPair(certFile, keyFile string, passphrase []byte) (tls.Certificate, 
 				certFile, i+1, chain[i].Subject, i+2, chain[i+1].Subject)
 		}
 	}
-	c := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	var priv crypto.Signer = key
+	if fk, ok := key.(keystore.FileKey); ok {
+		priv = fk.Signer // the bare key, as tls and callers expect
+	}
+	c := tls.Certificate{PrivateKey: priv, Leaf: chain[0]}
 	for _, x := range chain {
 		c.Certificate = append(c.Certificate, x.Raw)
 	}
 	return c, nil
+}
+
+// tokenKeys holds the PKCS#11 keys opened so far, by URI: a reload reuses
+// the open token session instead of opening one more each time, unless the
+// certificate now names another key (the token object was replaced).
+var tokenKeys sync.Map // string -> keystore.Key
+
+func openKey(ref string, passphrase []byte, want crypto.PublicKey) (keystore.Key, error) {
+	if !keystore.IsPKCS11(ref) {
+		return keystore.Open(ref, passphrase)
+	}
+	if k, ok := tokenKeys.Load(ref); ok && publicKeyEqual(want, k.(keystore.Key).Public()) {
+		return k.(keystore.Key), nil
+	}
+	k, err := keystore.Open(ref, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The replaced key stays open: connections made with the previous
+	// configuration may still be signing with it.
+	tokenKeys.Store(ref, k)
+	return k, nil
 }
 
 // LoadCerts reads every CERTIFICATE block of a PEM file. It fails when
@@ -125,64 +151,7 @@ func LoadCAs(paths []string) (*x509.CertPool, []*x509.Certificate, error) {
 // Legacy OpenSSL-encrypted PEM (Proc-Type: 4,ENCRYPTED) is refused: its key
 // derivation is weak; convert it with `openssl pkcs8 -topk8`.
 func ParsePrivateKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return nil, errors.New("no PEM private key found (expected a PEM block of type PRIVATE KEY, EC PRIVATE KEY, RSA PRIVATE KEY or ENCRYPTED PRIVATE KEY)")
-		}
-		if _, enc := b.Headers["Proc-Type"]; enc {
-			return nil, errors.New("legacy encrypted PEM key is not supported; convert it with: openssl pkcs8 -topk8 -v2 aes-256-cbc -in old.pem -out new.pem")
-		}
-		var (
-			k   any
-			err error
-		)
-		switch b.Type {
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(b.Bytes)
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "ENCRYPTED PRIVATE KEY":
-			if len(passphrase) == 0 {
-				return nil, fmt.Errorf("key is encrypted and no passphrase was given: %w", ErrPassphrase)
-			}
-			if k, err = decryptPKCS8(b.Bytes, passphrase); err != nil {
-				return nil, err
-			}
-		default:
-			continue // e.g. "EC PARAMETERS" before the key
-		}
-		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", strings.ToLower(b.Type), err)
-		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("unsupported key type %T", k)
-		}
-		return s, nil
-	}
-}
-
-// decryptPKCS8 wraps pkcs8.ParsePrivateKey, which panics on a ciphertext
-// that is not a whole number of blocks and cannot tell a wrong passphrase
-// from a damaged file.
-func decryptPKCS8(der, passphrase []byte) (k any, err error) {
-	defer func() {
-		if recover() != nil {
-			k, err = nil, errors.New("encrypted key is corrupt")
-		}
-	}()
-	k, _, err = pkcs8.ParsePrivateKey(der, passphrase)
-	if err != nil {
-		if err.Error() == "pkcs8: incorrect password" {
-			return nil, ErrPassphrase
-		}
-		return nil, fmt.Errorf("encrypted key is corrupt: %w", err)
-	}
-	return k, nil
+	return keystore.ParsePEM(data, passphrase)
 }
 
 // ReadPassphrase reads a passphrase file, dropping one trailing newline

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/keystore"
 	"github.com/gatehouse/gatehouse/internal/pki/store"
 )
 
@@ -41,6 +42,7 @@ type CA struct {
 	chain  []*x509.Certificate
 	key    crypto.Signer // issuer's key; nil after OpenPublic
 	store  store.Store
+	// responder is the OCSP signer NewServer keeps current; see delegate.go.
 }
 
 // InitOptions describes a new CA.
@@ -52,8 +54,15 @@ type InitOptions struct {
 	// Intermediate creates an intermediate CA that signs the leaves, so the
 	// root key is needed only to create intermediates.
 	Intermediate bool
-	// Passphrase encrypts the CA keys. Required.
+	// Passphrase encrypts the CA keys. Required unless KeyStore is set.
 	Passphrase []byte
+	// KeyStore, if set, is a PKCS#11 URI naming a token (and, with
+	// object=, a label prefix, else DefaultKeyLabel): the CA keys are
+	// generated inside it, never leave it, and ca.json records their URIs.
+	KeyStore string
+	// Store, if set, is the PostgreSQL URL of the inventory; else SQLite
+	// in DIR. A PostgreSQL inventory must be empty.
+	Store string
 	// URL is the public base URL of `gatehouse ca serve`; if set, leaves
 	// carry <URL>/crl as CRL Distribution Point and <URL>/ocsp as OCSP
 	// responder. If empty, they carry neither.
@@ -76,8 +85,18 @@ type InitOptions struct {
 // keys encrypted with opts.Passphrase, the settings, the inventory and an
 // empty CRL. On error nothing is left behind.
 func Init(dir string, opts InitOptions) (ca *CA, err error) {
-	if len(opts.Passphrase) == 0 {
+	if len(opts.Passphrase) == 0 && opts.KeyStore == "" {
 		return nil, errors.New("init CA: a passphrase is required to encrypt the CA keys")
+	}
+	var rootURI, interURI *keystore.PKCS11URI
+	if opts.KeyStore != "" {
+		var err error
+		if rootURI, interURI, err = tokenKeyURIs(opts.KeyStore); err != nil {
+			return nil, fmt.Errorf("init CA: %w", err)
+		}
+	}
+	if err := checkStoreURL(opts.Store); err != nil {
+		return nil, fmt.Errorf("init CA: %w", err)
 	}
 	kt, err := ParseKeyType(string(opts.KeyType))
 	if err != nil {
@@ -96,6 +115,13 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 		CRLValidity:     Duration(cmp(opts.CRLValidity, DefaultCRLValidity)),
 		OCSPValidity:    Duration(cmp(opts.OCSPValidity, DefaultOCSPValidity)),
 		NameConstraints: opts.NameConstraints,
+		Store:           opts.Store,
+	}
+	if rootURI != nil {
+		s.Keys = &KeyRefs{Root: rootURI.String()}
+		if s.Intermediate {
+			s.Keys.Intermediate = interURI.String()
+		}
 	}
 	if s.NameConstraints.empty() {
 		s.NameConstraints = nil
@@ -120,10 +146,13 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 
 	ca = &CA{Now: opts.Now, dir: dir, settings: s}
 	now := ca.now()
-	rootKey, err := kt.Generate()
+	rootKey, err := generateKey(kt, rootURI)
 	if err != nil {
 		return nil, fmt.Errorf("init CA: generate root key: %w", err)
 	}
+	// Token keys: the root is closed once the CA is made (it signs nothing
+	// else here); every key is deleted from the token if Init fails.
+	defer func() { closeKey(rootKey, err != nil) }()
 	rootTmpl, err := caTemplate(s, pkix.Name{CommonName: s.Name}, now, rootLife, !s.Intermediate)
 	if err != nil {
 		return nil, fmt.Errorf("init CA: %w", err)
@@ -135,20 +164,38 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("init CA: create root: %w", err)
 	}
-	rootKeyPEM, err := MarshalKeyPEM(rootKey, opts.Passphrase)
-	if err != nil {
-		return nil, fmt.Errorf("init CA: %w", err)
+	files := []File{{Path: filepath.Join(dir, RootCertFile), Data: certPEM(ca.root), Perm: 0o644}}
+	if rootURI == nil {
+		rootKeyPEM, err := MarshalKeyPEM(rootKey, opts.Passphrase)
+		if err != nil {
+			return nil, fmt.Errorf("init CA: %w", err)
+		}
+		files = append(files, File{Path: filepath.Join(dir, RootKeyFile), Data: rootKeyPEM, Perm: 0o600})
 	}
-	files := []File{
-		{Path: filepath.Join(dir, RootCertFile), Data: certPEM(ca.root), Perm: 0o644},
-		{Path: filepath.Join(dir, RootKeyFile), Data: rootKeyPEM, Perm: 0o600},
+	ca.issuer = ca.root
+	if !s.Intermediate && rootURI != nil {
+		// The root signs leaves: keep a session of its own open for them.
+		if err := ca.openTokenKey(); err != nil {
+			return nil, fmt.Errorf("init CA: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				closeKey(ca.key, false)
+			}
+		}()
+	} else if !s.Intermediate {
+		ca.key = rootKey
 	}
-	ca.issuer, ca.key = ca.root, rootKey
 	if s.Intermediate {
-		ikey, err := kt.Generate()
+		ikey, err := generateKey(kt, interURI)
 		if err != nil {
 			return nil, fmt.Errorf("init CA: generate intermediate key: %w", err)
 		}
+		defer func() {
+			if err != nil {
+				closeKey(ikey, true)
+			}
+		}()
 		tmpl, err := caTemplate(s, pkix.Name{CommonName: s.Name + " Intermediate"}, now, interLife, true)
 		if err != nil {
 			return nil, fmt.Errorf("init CA: %w", err)
@@ -157,23 +204,23 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("init CA: create intermediate: %w", err)
 		}
-		ikeyPEM, err := MarshalKeyPEM(ikey, opts.Passphrase)
-		if err != nil {
-			return nil, fmt.Errorf("init CA: %w", err)
+		files = append(files, File{Path: filepath.Join(dir, IntermediateCertFile), Data: certPEM(inter), Perm: 0o644})
+		if interURI == nil {
+			ikeyPEM, err := MarshalKeyPEM(ikey, opts.Passphrase)
+			if err != nil {
+				return nil, fmt.Errorf("init CA: %w", err)
+			}
+			files = append(files, File{Path: filepath.Join(dir, IntermediateKeyFile), Data: ikeyPEM, Perm: 0o600})
 		}
-		files = append(files,
-			File{Path: filepath.Join(dir, IntermediateCertFile), Data: certPEM(inter), Perm: 0o644},
-			File{Path: filepath.Join(dir, IntermediateKeyFile), Data: ikeyPEM, Perm: 0o600})
 		ca.issuer, ca.chain, ca.key = inter, []*x509.Certificate{inter}, ikey
 	}
 	if err := WriteFiles(files...); err != nil {
 		return nil, fmt.Errorf("init CA: %w", err)
 	}
-	if ca.store, err = openStore(dir); err != nil {
+	if ca.store, err = openStore(dir, s); err != nil {
 		return nil, fmt.Errorf("init CA: %w", err)
 	}
-	// The inventory names every certificate: keep it private like the keys.
-	if err := os.Chmod(filepath.Join(dir, InventoryFile), 0o600); err != nil {
+	if err := initStore(ca.store, dir, s); err != nil {
 		ca.store.Close()
 		return nil, fmt.Errorf("init CA: %w", err)
 	}
@@ -247,7 +294,10 @@ func removeCA(dir string, created bool) {
 	}
 }
 
-func openStore(dir string) (store.Store, error) {
+func openStore(dir string, s Settings) (store.Store, error) {
+	if s.Store != "" {
+		return store.OpenPostgres(context.Background(), s.Store)
+	}
 	path := filepath.Join(dir, InventoryFile)
 	return store.OpenSQLite(context.Background(), path)
 }
@@ -260,6 +310,13 @@ func Open(dir string, passphrase []byte) (*CA, error) {
 	ca, err := OpenPublic(dir)
 	if err != nil {
 		return nil, err
+	}
+	if ca.settings.InToken() {
+		if err := ca.openTokenKey(); err != nil {
+			ca.Close()
+			return nil, err
+		}
+		return ca, nil
 	}
 	keyFile := RootKeyFile
 	if ca.settings.Intermediate {
@@ -307,17 +364,22 @@ func OpenPublic(dir string) (*CA, error) {
 		}
 		ca.issuer, ca.chain = inter, []*x509.Certificate{inter}
 	}
-	if _, err := os.Stat(filepath.Join(dir, InventoryFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, InventoryFile)); err != nil && s.Store == "" {
 		return nil, fmt.Errorf("open CA: inventory: %w", err)
 	}
-	if ca.store, err = openStore(dir); err != nil {
+	if ca.store, err = openStore(dir, s); err != nil {
 		return nil, fmt.Errorf("open CA: %w", err)
 	}
 	return ca, nil
 }
 
-// Close closes the inventory.
-func (ca *CA) Close() error { return ca.store.Close() }
+// Close closes the inventory and releases a token key.
+func (ca *CA) Close() error {
+	if ca.key != nil {
+		closeKey(ca.key, false)
+	}
+	return ca.store.Close()
+}
 
 // Dir is the CA's directory.
 func (ca *CA) Dir() string { return ca.dir }

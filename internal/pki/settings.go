@@ -92,6 +92,12 @@ type Settings struct {
 	OCSPValidity Duration `json:"ocsp_validity"`
 	// NameConstraints, if set, limits the names the CA certifies.
 	NameConstraints *NameConstraints `json:"name_constraints,omitempty"`
+	// Keys, if set, are the PKCS#11 URIs of the CA keys in a token; if
+	// nil, the keys are the encrypted files in the CA directory.
+	Keys *KeyRefs `json:"keys,omitempty"`
+	// Store is the inventory's PostgreSQL URL (no password in it: see
+	// store.OpenPostgres); if empty, the SQLite file DIR/inventory.db.
+	Store string `json:"store,omitempty"`
 }
 
 // CRLURL is where the CA publishes its CRL, or "" without a URL.

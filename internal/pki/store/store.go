@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"strings"
 	"time"
@@ -115,4 +116,12 @@ func ParseSerial(s string) (*big.Int, error) {
 		return nil, fmt.Errorf("parse serial %q: not a positive hexadecimal number", s)
 	}
 	return n, nil
+}
+
+// Watcher is implemented by stores that announce changes made by any
+// process (PostgreSQL's LISTEN/NOTIFY): a value arrives on the channel
+// after each committed change, so servers need not wait for their next
+// poll. The channel closes when ctx is done.
+type Watcher interface {
+	Watch(ctx context.Context, log *slog.Logger) <-chan struct{}
 }

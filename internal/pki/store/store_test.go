@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testpg"
 )
 
 func openTemp(t *testing.T, path string) *SQLite {
@@ -26,9 +29,37 @@ func rec(serial string, notAfter time.Time) Record {
 		Profile: "client", NotBefore: notAfter.Add(-time.Hour), NotAfter: notAfter, IssuedAt: notAfter.Add(-time.Hour), DER: []byte{1}}
 }
 
-func TestSQLiteLifecycle(t *testing.T) {
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testpg.Stop()
+	os.Exit(code)
+}
+
+// eachBackend runs f against a fresh SQLite file and a fresh PostgreSQL
+// database; open returns a new handle on that inventory.
+func eachBackend(t *testing.T, f func(t *testing.T, open func() Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "inv.db")
+		f(t, func() Store { return openTemp(t, path) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := testpg.NewDB(t)
+		f(t, func() Store {
+			s, err := OpenPostgres(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		})
+	})
+}
+
+func TestLifecycle(t *testing.T) { eachBackend(t, testLifecycle) }
+
+func testLifecycle(t *testing.T, open func() Store) {
 	ctx := context.Background()
-	s := openTemp(t, filepath.Join(t.TempDir(), "inv.db"))
+	s := open()
 	now := time.Now().UTC().Truncate(time.Second)
 	for i, sn := range []string{"a1", "b2", "c3"} {
 		if err := s.Insert(ctx, rec(sn, now.Add(time.Duration(i+1)*24*time.Hour))); err != nil {
@@ -90,25 +121,25 @@ func TestSQLiteLifecycle(t *testing.T) {
 	}
 }
 
-// TestSQLiteConcurrentHandles inserts from goroutines that each open their
-// own handle, as concurrent `ca issue` processes do: no error, no lost or
-// duplicated row, and CRL numbers strictly increase.
-func TestSQLiteConcurrentHandles(t *testing.T) {
+// TestConcurrentHandles inserts from goroutines that each open their own
+// handle, as concurrent `ca issue` processes do: no error, no lost or
+// duplicated row, and CRL numbers strictly increase without a gap.
+func TestConcurrentHandles(t *testing.T) { eachBackend(t, testConcurrentHandles) }
+
+func testConcurrentHandles(t *testing.T, open func() Store) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "inv.db")
-	openTemp(t, path) // create the schema once, as ca init does
+	open() // create the schema once, as ca init does
 	const workers, each = 6, 15
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each*2)
 	numbers := make(chan int64, workers*each)
+	handles := make([]Store, workers)
+	for w := range handles {
+		handles[w] = open()
+	}
 	for w := range workers {
 		wg.Go(func() {
-			s, err := OpenSQLite(ctx, path)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer s.Close()
+			s := handles[w]
 			for i := range each {
 				sn := new(big.Int).SetInt64(int64(w*1000 + i + 1))
 				if err := s.Insert(ctx, rec(FormatSerial(sn), time.Now().Add(time.Hour))); err != nil {
@@ -130,7 +161,7 @@ func TestSQLiteConcurrentHandles(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	s := openTemp(t, path)
+	s := open()
 	all, err := s.List(ctx, Filter{})
 	if err != nil || len(all) != workers*each {
 		t.Fatalf("rows %d, want %d (%v)", len(all), workers*each, err)
@@ -141,6 +172,11 @@ func TestSQLiteConcurrentHandles(t *testing.T) {
 			t.Errorf("CRL number %d used twice", n)
 		}
 		seen[n] = true
+	}
+	for n := int64(1); n <= int64(len(seen)); n++ {
+		if !seen[n] {
+			t.Errorf("CRL number %d missing: numbers have a gap", n)
+		}
 	}
 	if g, _ := s.Generation(ctx); g != int64(workers*each+len(seen)) {
 		t.Errorf("generation %d, want %d", g, workers*each+len(seen))
