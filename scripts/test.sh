@@ -47,8 +47,19 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== go build (default, pure Go; and -tags pkcs11, cgo)"
+go build -o /dev/null ./cmd/gatehouse
+go build -tags pkcs11 -o /dev/null ./cmd/gatehouse
+
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
+
+echo "== go test -race -tags pkcs11 (SoftHSM2 token tests)"
+# Only the packages with pkcs11-tagged tests, and only those tests
+# (named *PKCS11* or *Token*): the rest ran above.
+pkcs11_pkgs=$(grep -l '^//go:build pkcs11' $(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go') | xargs -n1 dirname | sort -u | sed 's|^|./|')
+go vet -tags pkcs11 ./...
+go test -race -count=1 -timeout 10m -tags pkcs11 -run 'PKCS11|Token' $pkcs11_pkgs
 
 echo "== fuzz (${FUZZTIME} each)"
 # Every Fuzz target in the tree, each run on its own for FUZZTIME.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse/gatehouse/internal/keystore"
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/units"
 )
@@ -15,6 +16,7 @@ func newCAInitCmd(env *Env) *cobra.Command {
 	var (
 		f                              caFlags
 		name, keyType, url, maxValidty string
+		keyStore, storeURL             string
 		intermediate                   bool
 		nc                             pki.NameConstraints
 	)
@@ -26,6 +28,10 @@ anchor you distribute) and, with --intermediate, an intermediate valid 5 years
 that signs everything (DIR/intermediate.pem), so the root key is needed only
 to create intermediates. The keys are encrypted with the CA passphrase
 (PKCS#8, PBES2, AES-256-CBC, scrypt) and readable by 'openssl pkey -passin'.
+With --key-store pkcs11:..., the keys are generated inside an HSM instead and
+never leave it; DIR then holds only certificates and the keys' URIs.
+With --store postgres://..., the inventory lives in PostgreSQL, so that
+several 'ca serve' replicas can share it.
 
 With --url, every certificate issued carries <URL>/crl as CRL Distribution
 Point and <URL>/ocsp as OCSP responder: the address where 'gatehouse ca
@@ -43,16 +49,21 @@ constraints into the CA certificates and refuse other names at issuance.`,
 			if err != nil {
 				return err
 			}
-			pass, err := f.passphrase(env, true)
-			if err != nil {
-				return err
-			}
-			if len(pass) < minPassphrase {
-				return usageError(fmt.Errorf("init CA: the passphrase is too short (use at least %d characters)", minPassphrase))
+			var pass []byte
+			if keyStore == "" {
+				if pass, err = f.passphrase(env, true); err != nil {
+					return err
+				}
+				if len(pass) < minPassphrase {
+					return usageError(fmt.Errorf("init CA: the passphrase is too short (use at least %d characters)", minPassphrase))
+				}
+			} else if !keystore.IsPKCS11(keyStore) {
+				return usageError(fmt.Errorf("--key-store: want a PKCS#11 URI like pkcs11:token=gatehouse?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/gatehouse/pin"))
 			}
 			ca, err := pki.Init(f.dir, pki.InitOptions{
 				Name: name, KeyType: kt, Intermediate: intermediate, Passphrase: pass,
 				URL: url, MaxValidity: maxV, NameConstraints: &nc,
+				KeyStore: keyStore, Store: storeURL,
 			})
 			if err != nil {
 				return err
@@ -66,6 +77,15 @@ constraints into the CA certificates and refuse other names at issuance.`,
 			if intermediate {
 				fmt.Fprintf(w, "  intermediate (signs certificates):             %s\n", filepath.Join(f.dir, pki.IntermediateCertFile))
 			}
+			if k := ca.Settings().Keys; k != nil {
+				fmt.Fprintf(w, "  keys generated in the token, never outside it: %s\n", k.Root)
+				if k.Intermediate != "" {
+					fmt.Fprintf(w, "                                                 %s\n", k.Intermediate)
+				}
+			}
+			if s := ca.Settings().Store; s != "" {
+				fmt.Fprintf(w, "  inventory: PostgreSQL %s\n", s)
+			}
 			fmt.Fprintf(w, "  CRL: %s\n", filepath.Join(f.dir, pki.CRLFile))
 			if s := ca.Settings(); s.URL != "" {
 				fmt.Fprintf(w, "  certificates will point to %s and %s: run 'gatehouse ca serve' there\n", s.CRLURL(), s.OCSPURL())
@@ -78,6 +98,8 @@ constraints into the CA certificates and refuse other names at issuance.`,
 	fl.StringVar(&name, "name", pki.DefaultName, "common name of the root certificate")
 	fl.StringVar(&keyType, "key-type", string(pki.KeyECDSAP256), "key type: "+oneOf(keyTypeNames()...))
 	fl.BoolVar(&intermediate, "intermediate", false, "create an intermediate CA that signs certificates, keeping the root key offline")
+	fl.StringVar(&keyStore, "key-store", "", "generate the CA keys inside this PKCS#11 token (RFC 7512 URI; object= is the label prefix, default "+pki.DefaultKeyLabel+"; binaries built with -tags pkcs11)")
+	fl.StringVar(&storeURL, "store", "", "keep the inventory in this PostgreSQL database (postgres://user@host/db, empty; password in ~/.pgpass or PGPASSFILE) instead of DIR/"+pki.InventoryFile)
 	fl.StringVar(&url, "url", "", "public base URL of 'gatehouse ca serve', written into certificates as <URL>/crl and <URL>/ocsp")
 	fl.StringVar(&maxValidty, "max-validity", units.FormatDuration(pki.DefaultMaxValidity), "longest validity this CA issues (like 90d, 1y)")
 	fl.StringSliceVar(&nc.PermittedDNS, "permit-dns", nil, "name constraint: only DNS names in this domain (repeatable)")

@@ -182,6 +182,9 @@ func openCA(env *Env, f *caFlags) (*pki.CA, error) {
 		return nil, err
 	}
 	pub.Close()
+	if pub.Settings().InToken() {
+		return pki.Open(f.dir, nil) // the token's PIN file, not a passphrase
+	}
 	pass, err := f.passphrase(env, false)
 	if err != nil {
 		return nil, err

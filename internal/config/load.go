@@ -37,13 +37,16 @@ func (f *File) Line(path string) int {
 }
 
 // Resolve returns p relative to the configuration file's directory (an
-// absolute p is returned as is).
+// absolute p, and a key's pkcs11: URI, are returned as is).
 func (f *File) Resolve(p string) string {
-	if p == "" || filepath.IsAbs(p) {
+	if p == "" || filepath.IsAbs(p) || isPKCS11(p) {
 		return p
 	}
 	return filepath.Join(filepath.Dir(f.Path), p)
 }
+
+// isPKCS11 reports whether a key reference is a PKCS#11 URI (RFC 7512).
+func isPKCS11(p string) bool { return len(p) >= 7 && strings.EqualFold(p[:7], "pkcs11:") }
 
 // FieldError is one problem with one field of a configuration file.
 type FieldError struct {
@@ -302,7 +305,7 @@ func (f *File) Files() []string {
 	c := &f.Config
 	out := []string{f.Path}
 	add := func(p string) {
-		if p != "" {
+		if p != "" && !isPKCS11(p) { // a token key is no file to watch
 			out = append(out, f.Resolve(p))
 		}
 	}

@@ -1,0 +1,93 @@
+//go:build pkcs11
+
+package pki
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/keystore"
+	"github.com/gatehouse/gatehouse/internal/testhsm"
+)
+
+// TestPKCS11CA runs a CA whose root and intermediate keys were generated
+// in a real SoftHSM2 token: no key file in DIR, the token keys sensitive
+// and not extractable, and issue, revoke, CRL and OCSP verified by openssl.
+func TestPKCS11CA(t *testing.T) {
+	tok := testhsm.Get(t)
+	dir := filepath.Join(t.TempDir(), "ca")
+	ca, err := Init(dir, InitOptions{KeyStore: tok.URI("pkitest"), Intermediate: true, Name: "HSM CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.Close()
+	for _, f := range listDir(t, dir) {
+		if strings.Contains(f, "key") {
+			t.Errorf("key file %s in a CA whose keys are in the token", f)
+		}
+	}
+	s := ca.Settings()
+	if s.Keys == nil || !strings.Contains(s.Keys.Root, "object=pkitest-root") || !strings.Contains(s.Keys.Intermediate, "object=pkitest-intermediate") {
+		t.Fatalf("settings keys: %+v", s.Keys)
+	}
+	for _, ref := range []string{s.Keys.Root, s.Keys.Intermediate} {
+		k, err := keystore.Open(ref, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := keystore.NonExtractable(k); err != nil || !ok {
+			t.Errorf("%s: extractable or not sensitive (%v)", ref, err)
+		}
+		k.Close()
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, SettingsFile)); strings.Contains(string(b), tok.PIN) {
+		t.Fatal("ca.json holds the PIN")
+	}
+
+	ca, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	iss, err := ca.Issue(IssueRequest{Profile: ProfileServer, CN: "api.example.com", DNS: []string{"api.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	leaf := writeFile(t, filepath.Join(tmp, "leaf.pem"), certPEM(iss.Cert()))
+	root, inter := filepath.Join(dir, RootCertFile), filepath.Join(dir, IntermediateCertFile)
+	mustOpenSSL(t, "verify", "-CAfile", root, "-untrusted", inter, leaf)
+
+	_, base := startServer(t, ca, 50*time.Millisecond)
+	out := mustOpenSSL(t, "ocsp", "-issuer", inter, "-CAfile", root, "-cert", leaf, "-url", base+"/ocsp")
+	if !strings.Contains(out, leaf+": good") || !strings.Contains(out, "Response verify OK") {
+		t.Fatalf("openssl ocsp before revoke:\n%s", out)
+	}
+	if _, err := ca.Revoke(context.Background(), iss.Cert().SerialNumber, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	crlFile := filepath.Join(dir, CRLFile)
+	bundle := writeFile(t, filepath.Join(tmp, "bundle.pem"), certPEM(ca.Issuer(), ca.Root()))
+	if out := mustOpenSSL(t, "crl", "-in", crlFile, "-CAfile", bundle, "-noout"); !strings.Contains(out, "verify OK") {
+		t.Fatalf("openssl crl: %s", out)
+	}
+	out, err = openssl(t, "verify", "-crl_check", "-CRLfile", crlFile, "-CAfile", root, "-untrusted", inter, leaf)
+	if err == nil || !strings.Contains(out, "certificate revoked") {
+		t.Fatalf("openssl verify -crl_check after revoke: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out = mustOpenSSL(t, "ocsp", "-issuer", inter, "-CAfile", root, "-cert", leaf, "-url", base+"/ocsp")
+		if strings.Contains(out, leaf+": revoked") && strings.Contains(out, "Response verify OK") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("openssl ocsp after revoke:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
