@@ -63,6 +63,9 @@ Needs no passphrase.`,
 			}
 			entries := make([]listEntry, 0, len(recs))
 			for _, r := range recs {
+				if expiring != "" && r.Profile == pki.ProfileOCSPSigner {
+					continue // ca serve renews these itself, every day
+				}
 				e := listEntry{Serial: r.Serial, Subject: r.Subject, SANs: r.SANs, Profile: r.Profile,
 					NotBefore: r.NotBefore, NotAfter: r.NotAfter, Status: string(r.Status)}
 				if e.SANs == nil {

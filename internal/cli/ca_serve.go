@@ -16,6 +16,7 @@ func newCAServeCmd(env *Env) *cobra.Command {
 	var (
 		f            caFlags
 		listen, poll string
+		signerLife   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --dir DIR --listen ADDR",
@@ -26,8 +27,11 @@ fetched before any trust exists; CRLs and OCSP answers are signed):
   GET /crl               the current CRL, DER (PEM with ?format=pem)
   POST /ocsp, GET /ocsp/<base64 request>   OCSP, RFC 6960 and RFC 5019
 
-OCSP answers good, revoked (with time and reason) or unknown, signed by the
-issuing CA, cached until the inventory changes. Revocations made by
+OCSP answers good, revoked (with time and reason) or unknown, cached until the
+inventory changes, and signed by a delegated OCSP signing certificate
+(id-kp-OCSPSigning, ocsp-nocheck) that the server issues itself at start,
+keeps its key in memory only, and renews at half of --ocsp-signer-validity:
+the CA key signs once a renewal, not once an answer. Revocations made by
 'gatehouse ca revoke' in another process are picked up within --poll, without
 a restart. The CRL is re-signed before it expires. Runs until Ctrl-C.`,
 		Example: `  gatehouse ca serve --dir pki --listen 127.0.0.1:8089
@@ -38,13 +42,17 @@ a restart. The CRL is re-signed before it expires. Runs until Ctrl-C.`,
 			if err != nil {
 				return err
 			}
+			life, err := parseDurationFlag("ocsp-signer-validity", signerLife)
+			if err != nil {
+				return err
+			}
 			ca, err := openCA(env, &f)
 			if err != nil {
 				return err
 			}
 			defer ca.Close()
 			log := slog.New(slog.NewTextHandler(env.Stderr, nil))
-			srv, err := pki.NewServer(ca, pki.ServerOptions{Poll: p, Logger: log})
+			srv, err := pki.NewServer(ca, pki.ServerOptions{Poll: p, Logger: log, OCSPSignerValidity: life})
 			if err != nil {
 				return err
 			}
@@ -63,6 +71,7 @@ a restart. The CRL is re-signed before it expires. Runs until Ctrl-C.`,
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8089", "address to listen on")
+	cmd.Flags().StringVar(&signerLife, "ocsp-signer-validity", units.FormatDuration(pki.DefaultOCSPSignerValidity), "life of the delegated OCSP signing certificate (renewed at half-life)")
 	cmd.Flags().StringVar(&poll, "poll", units.FormatDuration(time.Second), "how often to look for revocations made by other processes")
 	return cmd
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -56,6 +57,7 @@ type (
 		TBSResponseData    asn1.RawValue
 		SignatureAlgorithm pkix.AlgorithmIdentifier
 		Signature          asn1.BitString
+		Certs              []asn1.RawValue `asn1:"explicit,tag:0,optional"`
 	}
 	ocspResponseBytes struct {
 		ResponseType asn1.ObjectIdentifier
@@ -106,8 +108,8 @@ type OCSPStatus struct {
 }
 
 // Responder answers OCSP requests for the CA's issuing certificate. It
-// signs with the issuing CA's key (RFC 6960 section 4.2.2.2, no delegated
-// responder certificate) and caches each signed answer until the
+// signs with the issuing CA's key, or after Delegate with a short-lived
+// delegated responder certificate (RFC 6960 section 4.2.2.2), and caches each signed answer until the
 // inventory changes (Invalidate) or half its validity has passed; a
 // request with a nonce gets a freshly signed answer echoing the nonce.
 // It is safe for concurrent use.
@@ -120,6 +122,10 @@ type Responder struct {
 
 	mu    sync.RWMutex
 	cache map[cacheKey]*cachedResponse
+
+	// delegate, when set, signs instead of the CA key (see delegate.go).
+	delegate   atomic.Pointer[ocspSigner]
+	signerLife time.Duration
 }
 
 type cacheKey struct {
@@ -246,6 +252,9 @@ func (r *Responder) respond(ctx context.Context, der []byte) (resp []byte, cache
 	}
 	thisUpdate := now.UTC().Truncate(time.Second)
 	nextUpdate := thisUpdate.Add(time.Duration(r.ca.settings.OCSPValidity))
+	if d := r.delegate.Load(); d != nil && nextUpdate.After(d.cert.NotAfter) {
+		nextUpdate = d.cert.NotAfter // never outlast the signer's certificate
+	}
 	out, err := r.sign(req.SerialNumber, req.HashAlgorithm, st, thisUpdate, nextUpdate, nonce)
 	if err != nil {
 		return ocsp.InternalErrorErrorResponse, false, err
@@ -297,7 +306,13 @@ func (r *Responder) sign(serial *big.Int, h crypto.Hash, st OCSPStatus, thisUpda
 	default:
 		single.Unknown = true
 	}
-	keyHash, err := asn1.Marshal(r.keyHash)
+	signer, signerKeyHash, sigAlg, sigHash := r.ca.key, r.keyHash, r.sigAlg, r.sigHash
+	var certs []asn1.RawValue
+	if d := r.delegate.Load(); d != nil {
+		signer, signerKeyHash, sigAlg, sigHash = d.key, d.keyHash, d.sigAlg, d.sigHash
+		certs = []asn1.RawValue{{FullBytes: d.cert.Raw}}
+	}
+	keyHash, err := asn1.Marshal(signerKeyHash)
 	if err != nil {
 		return nil, err
 	}
@@ -315,19 +330,20 @@ func (r *Responder) sign(serial *big.Int, h crypto.Hash, st OCSPStatus, thisUpda
 		return nil, fmt.Errorf("encode OCSP response: %w", err)
 	}
 	msg := tbs
-	if r.sigHash != 0 {
-		d := r.sigHash.New()
+	if sigHash != 0 {
+		d := sigHash.New()
 		d.Write(tbs)
 		msg = d.Sum(nil)
 	}
-	sig, err := r.ca.key.Sign(rand.Reader, msg, r.sigHash)
+	sig, err := signer.Sign(rand.Reader, msg, sigHash)
 	if err != nil {
 		return nil, fmt.Errorf("sign OCSP response: %w", err)
 	}
 	basic, err := asn1.Marshal(ocspBasicResponse{
 		TBSResponseData:    asn1.RawValue{FullBytes: tbs},
-		SignatureAlgorithm: r.sigAlg,
+		SignatureAlgorithm: sigAlg,
 		Signature:          asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)},
+		Certs:              certs,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode OCSP response: %w", err)

@@ -26,6 +26,13 @@ type ServerOptions struct {
 	// Logger receives one line per refused request and per refresh
 	// problem. If nil, slog.Default().
 	Logger *slog.Logger
+	// OCSPSignerValidity is the life of the delegated OCSP signing
+	// certificate the server issues itself and renews at half-life. If
+	// zero, DefaultOCSPSignerValidity.
+	OCSPSignerValidity time.Duration
+	// DirectOCSP signs OCSP answers with the issuing CA's key itself
+	// instead of a delegated OCSP signing certificate.
+	DirectOCSP bool
 }
 
 // Server publishes the CA over HTTP: GET /crl (DER, or PEM with
@@ -54,6 +61,11 @@ func NewServer(ca *CA, opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !opts.DirectOCSP {
+		if err := r.Delegate(context.Background(), opts.OCSPSignerValidity); err != nil {
+			return nil, fmt.Errorf("ca serve: %w", err)
+		}
+	}
 	s := &Server{ca: ca, ocsp: r, log: opts.Logger, poll: opts.Poll, gen: -1}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -74,6 +86,9 @@ func NewServer(ca *CA, opts ServerOptions) (*Server, error) {
 func (s *Server) Refresh(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.ocsp.RenewSigner(ctx); err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
 	gen, err := s.ca.store.Generation(ctx)
 	if err != nil {
 		return fmt.Errorf("refresh: %w", err)
