@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/pki/store"
 )
 
 // ServerOptions configures a Server. The zero value is usable.
@@ -131,6 +133,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	// A store that announces changes (PostgreSQL's NOTIFY) wakes the
+	// refresh at once; the poll stays as the bound when a notification is
+	// lost with its connection.
+	var changed <-chan struct{}
+	if w, ok := s.ca.store.(store.Watcher); ok {
+		changed = w.Watch(ctx, s.log)
+	}
 	wg.Go(func() {
 		t := time.NewTicker(s.poll)
 		defer t.Stop()
@@ -139,9 +148,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
-					s.log.Warn("ca serve: keeping the last good state", "err", err)
+			case _, ok := <-changed:
+				if !ok {
+					changed = nil
 				}
+			}
+			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("ca serve: keeping the last good state", "err", err)
 			}
 		}
 	})

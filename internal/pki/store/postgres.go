@@ -378,13 +378,15 @@ func (s *Postgres) listen(ctx context.Context, ch chan<- struct{}) error {
 	if err != nil {
 		return err
 	}
-	// The connection is dedicated to LISTEN: do not give it back.
-	defer conn.Hijack().Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	// The connection is dedicated to LISTEN: it never goes back to the
+	// pool.
+	c := conn.Hijack()
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
 		return err
 	}
 	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		if _, err := c.WaitForNotification(ctx); err != nil {
 			return err
 		}
 		select {
