@@ -42,6 +42,7 @@ The CA passphrase comes from --passphrase-file, else the environment variable
 		newCACRLCmd(env),
 		newCAListCmd(env),
 		newCAServeCmd(env),
+		newCAMigrateCmd(env),
 	)
 	return cmd
 }
