@@ -43,6 +43,7 @@ The CA passphrase comes from --passphrase-file, else the environment variable
 		newCAListCmd(env),
 		newCAServeCmd(env),
 		newCAMigrateCmd(env),
+		newCACSRCmd(env),
 	)
 	return cmd
 }

@@ -38,6 +38,12 @@ func TestCAPKCS11CLI(t *testing.T) {
 		t.Fatalf("no serial in:\n%s", out)
 	}
 	caMustOpenSSL(t, "verify", "-CAfile", filepath.Join(dir, "ca.pem"), "-untrusted", filepath.Join(dir, "intermediate.pem"), prefix+".pem")
+	// A served certificate's key made in the token, its CSR signed by the CA.
+	csr := filepath.Join(t.TempDir(), "web.csr")
+	run("ca", "csr", "--key-store", tok.URI("cli-web"), "--cn", "web.example.com", "--dns", "web.example.com", "--out", csr)
+	web := filepath.Join(t.TempDir(), "web.pem")
+	run("ca", "sign", "--dir", dir, "--csr", csr, "--profile", "server", "--out", web)
+	caMustOpenSSL(t, "verify", "-CAfile", filepath.Join(dir, "ca.pem"), "-untrusted", filepath.Join(dir, "intermediate.pem"), web)
 	run("ca", "revoke", "--dir", dir, "--serial", serial[1], "--reason", "keyCompromise")
 	run("ca", "crl", "--dir", dir, "--out", filepath.Join(t.TempDir(), "ca.crl"))
 	if strings.Contains(all.String(), tok.PIN) {
