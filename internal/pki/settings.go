@@ -167,9 +167,13 @@ func loadSettings(dir string) (Settings, error) {
 }
 
 func (s Settings) marshal() ([]byte, error) {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
+	// No HTML escaping: the keys' PKCS#11 URIs keep their '&' readable.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
 		return nil, fmt.Errorf("encode settings: %w", err)
 	}
-	return append(b, '\n'), nil
+	return []byte(b.String()), nil
 }
