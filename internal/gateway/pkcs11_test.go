@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"os"
 	"path/filepath"
@@ -51,6 +52,27 @@ func TestServedKeyInToken(t *testing.T) {
 		"--cert", "client.pem", "--key", "client-key.pem", "-D", "-", "https://localhost:"+port+"/hsm")
 	if !strings.Contains(out, " 200") || !strings.Contains(out, `"path":"/hsm"`) {
 		t.Fatalf("curl through the gateway with the key in the token:\n%s", out)
+	}
+	// Hot reload onto a new token key and its certificate: the next
+	// handshake is made with the new key, inside the token.
+	u2, _ := keystore.ParsePKCS11URI(tok.URI("gw-served-2"))
+	key2, err := keystore.GeneratePKCS11(u2, keystore.AlgECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer key2.Close()
+	leaf2 := p.inter.Leaf(t, testpki.LeafOptions{CN: "localhost", DNS: []string{"localhost"},
+		EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, Key: key2})
+	testpki.WriteFile(t, filepath.Join(p.dir, "hsm.pem"), leaf2.ChainPEM())
+	reload(t, g, p.dir, strings.Replace(cfg, uri, u2.String(), 1))
+	conn, err := tls.Dial("tcp", g.addr, p.clientTLS(p.client, "localhost"))
+	if err != nil {
+		t.Fatalf("handshake after reload: %v", err)
+	}
+	got := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	if !got.Equal(leaf2.Cert) {
+		t.Errorf("after reload the gateway serves %q serial %x, want the new certificate", got.Subject, got.SerialNumber)
 	}
 	for _, f := range listFiles(t, p.dir) {
 		if strings.HasPrefix(f, "hsm") && strings.Contains(f, "key") {
