@@ -31,6 +31,8 @@ type PKCS11URI struct {
 	PinSource string
 }
 
+const errPinValue = "pin-value is not accepted: put the PIN in a file readable only by gatehouse and use pin-source=file:/path"
+
 var (
 	pathAttrs  = []string{"token", "serial", "slot-id", "object", "id", "type", "manufacturer", "model"}
 	queryAttrs = []string{"module-path", "pin-source"}
@@ -47,6 +49,11 @@ func ParsePKCS11URI(s string) (*PKCS11URI, error) {
 	if !IsPKCS11(s) {
 		return nil, fail("must start with pkcs11:")
 	}
+	// Anywhere, even inside another attribute's value (a misplaced ';'
+	// would make it one, and a module path is quoted in errors).
+	if strings.Contains(s, "pin-value") {
+		return nil, fail(errPinValue)
+	}
 	rest := s[len("pkcs11:"):]
 	path, query, _ := strings.Cut(rest, "?")
 	u := &PKCS11URI{}
@@ -62,9 +69,7 @@ func ParsePKCS11URI(s string) (*PKCS11URI, error) {
 			if !ok || k == "" {
 				return fail("attribute %q is not name=value", kv)
 			}
-			if k == "pin-value" {
-				return fail("pin-value is not accepted: put the PIN in a file readable only by gatehouse and use pin-source=file:/path")
-			}
+
 			if !contains(allowed, k) {
 				return fail("unknown attribute %q (accepted: %s; and after ?: %s)", k,
 					strings.Join(pathAttrs, ", "), strings.Join(queryAttrs, ", "))
@@ -76,6 +81,9 @@ func ParsePKCS11URI(s string) (*PKCS11URI, error) {
 			val, err := url.PathUnescape(v)
 			if err != nil {
 				return fail("attribute %q: bad percent-encoding", k)
+			}
+			if strings.Contains(val, "pin-value") {
+				return fail(errPinValue)
 			}
 			switch k {
 			case "token":
