@@ -33,7 +33,12 @@ inventory changes, and signed by a delegated OCSP signing certificate
 keeps its key in memory only, and renews at half of --ocsp-signer-validity:
 the CA key signs once a renewal, not once an answer. Revocations made by
 'gatehouse ca revoke' in another process are picked up within --poll, without
-a restart. The CRL is re-signed before it expires. Runs until Ctrl-C.`,
+a restart. The CRL is re-signed before it expires. Runs until Ctrl-C.
+
+With the inventory in PostgreSQL (ca init --store, ca migrate), run several
+replicas on copies of DIR: each serves the same CRL and OCSP answers; a
+change made anywhere reaches all of them at once (PostgreSQL NOTIFY), and
+within --poll at worst.`,
 		Example: `  gatehouse ca serve --dir pki --listen 127.0.0.1:8089
   openssl ocsp -issuer pki/ca.pem -CAfile pki/ca.pem -cert api.pem -url http://127.0.0.1:8089/ocsp`,
 		Args: cobra.NoArgs,

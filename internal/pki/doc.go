@@ -4,6 +4,8 @@
 //
 // A CA lives in a directory: ca.pem (the root users trust), intermediate.pem
 // when there is one, their keys encrypted with a passphrase (PKCS#8, PBES2,
-// AES-256-CBC, scrypt), ca.json (settings) and inventory.db (see package
-// store).
+// AES-256-CBC, scrypt) or generated inside a PKCS#11 token (ca.json then
+// holds their URIs; see package keystore), ca.json (settings) and
+// inventory.db, or a PostgreSQL database that several `ca serve` replicas
+// share (see package store).
 package pki
