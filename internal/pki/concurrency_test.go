@@ -48,8 +48,10 @@ func checkInventory(t *testing.T, ca *CA, want int) {
 	}
 }
 
-func TestConcurrentIssueHandles(t *testing.T) {
-	ca := newCA(t, InitOptions{})
+func TestConcurrentIssueHandles(t *testing.T) { eachStore(t, testConcurrentIssueHandles) }
+
+func testConcurrentIssueHandles(t *testing.T, opts InitOptions) {
+	ca := newCA(t, opts)
 	const workers, each = 4, 5
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -79,7 +81,11 @@ func TestConcurrentIssueProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
-	ca := newCA(t, InitOptions{})
+	eachStore(t, testConcurrentIssueProcesses)
+}
+
+func testConcurrentIssueProcesses(t *testing.T, opts InitOptions) {
+	ca := newCA(t, opts)
 	const procs = 3
 	cmds := make([]*exec.Cmd, procs)
 	outs := make([]bytes.Buffer, procs)
