@@ -92,3 +92,15 @@ func TestDelegatedOCSP(t *testing.T) {
 		t.Errorf("%d OCSP signers in the inventory, want 2", n)
 	}
 }
+
+func TestOpenRootKeyFile(t *testing.T) {
+	ca := newCA(t, InitOptions{Intermediate: true})
+	k, err := ca.OpenRootKey(testPass)
+	if err != nil || !samePublicKey(k.Public(), ca.Root().PublicKey) {
+		t.Fatalf("OpenRootKey: %v", err)
+	}
+	CloseKey(k)
+	if _, err := ca.OpenRootKey([]byte("wrong")); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Errorf("wrong passphrase: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/gatehouse/gatehouse/internal/keystore"
 )
@@ -76,3 +77,33 @@ func (ca *CA) openTokenKey() error {
 // InToken reports whether the CA's keys live in a PKCS#11 token (no
 // passphrase is needed to open it).
 func (s Settings) InToken() bool { return s.Keys != nil }
+
+// OpenRootKey opens the root's key, for the rare operations that need it
+// when an intermediate signs everything else (a CRL for the root,
+// re-issuing the intermediate): from the token, or DIR/ca-key.pem
+// decrypted with passphrase. The caller closes it with CloseKey.
+func (ca *CA) OpenRootKey(passphrase []byte) (crypto.Signer, error) {
+	var (
+		k   crypto.Signer
+		err error
+	)
+	if ca.settings.InToken() {
+		k, err = keystore.Open(ca.settings.Keys.Root, nil)
+	} else {
+		k, err = keystore.Open(filepath.Join(ca.dir, RootKeyFile), passphrase)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open root key: %w", err)
+	}
+	if !samePublicKey(k.Public(), ca.root.PublicKey) {
+		closeKey(k, false)
+		return nil, errors.New("open root key: it does not match " + RootCertFile)
+	}
+	if fk, ok := k.(keystore.FileKey); ok {
+		return fk.Signer, nil
+	}
+	return k, nil
+}
+
+// CloseKey releases a key OpenRootKey returned (a token session).
+func CloseKey(k crypto.Signer) { closeKey(k, false) }

@@ -53,6 +53,11 @@ func TestPKCS11CA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ca.Close()
+	rk, err := ca.OpenRootKey(nil)
+	if err != nil || !samePublicKey(rk.Public(), ca.Root().PublicKey) {
+		t.Fatalf("OpenRootKey: %v", err)
+	}
+	CloseKey(rk)
 	iss, err := ca.Issue(IssueRequest{Profile: ProfileServer, CN: "api.example.com", DNS: []string{"api.example.com"}})
 	if err != nil {
 		t.Fatal(err)
