@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -56,13 +58,14 @@ func TestCAMigrateThenReplicas(t *testing.T) {
 		t.Errorf("migrate with a password in the URL: exit %d %s", code, errs)
 	}
 
-	// Two replicas; the CLI revokes on the shared inventory.
-	baseA, baseB := caServe(t, env, dir), caServe(t, env, dir)
+	// Two replicas, each its own process; the CLI revokes on the shared
+	// inventory.
+	baseA, baseB := caServeProcess(t, dir), caServeProcess(t, dir)
 	caMust(t, env, "ca", "revoke", "--dir", dir, "--serial", serials[1], "--reason", "keyCompromise")
 	root, inter := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "intermediate.pem")
 	leaf := filepath.Join(tmp, "b.pem")
 	for _, base := range []string{baseA, baseB} {
-		deadline := time.Now().Add(2 * time.Second) // poll 50ms; NOTIFY is sooner
+		deadline := time.Now().Add(2 * time.Second) // bound: --poll 1s; NOTIFY is sooner
 		for {
 			out := caMustOpenSSL(t, "ocsp", "-issuer", inter, "-CAfile", root, "-cert", leaf, "-url", base+"/ocsp")
 			if strings.Contains(out, "Response verify OK") && strings.Contains(out, leaf+": revoked") {
@@ -73,5 +76,53 @@ func TestCAMigrateThenReplicas(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// TestHelperCAServe is not a test: caServeProcess re-executes the test
+// binary to run it as a separate `ca serve` process.
+func TestHelperCAServe(t *testing.T) {
+	dir := os.Getenv("GATEHOUSE_TEST_CA_SERVE_DIR")
+	if dir == "" {
+		return
+	}
+	os.Exit(Run(&Env{Stdin: strings.NewReader(""), Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv},
+		[]string{"ca", "serve", "--dir", dir, "--listen", "127.0.0.1:0", "--poll", "1s"}))
+}
+
+// caServeProcess starts `ca serve` on dir in a process of its own and
+// returns its base URL; the process is killed when the test ends.
+func caServeProcess(t *testing.T, dir string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCAServe$")
+	cmd.Env = append(os.Environ(), "GATEHOUSE_TEST_CA_SERVE_DIR="+dir, passphraseEnv+"="+caTestPass)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := regexp.MustCompile(`OCSP at (http://127\.0\.0\.1:\d+)/ocsp`).FindStringSubmatch(sc.Text()); m != nil {
+				ready <- m[1]
+			}
+		}
+	}()
+	select {
+	case base := <-ready:
+		return base
+	case <-time.After(20 * time.Second):
+		t.Fatalf("ca serve process did not start: %s", stderr.String())
+		return ""
 	}
 }
