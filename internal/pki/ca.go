@@ -187,10 +187,12 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 		ca.key = rootKey
 	}
 	if s.Intermediate {
-		ikey, err := generateKey(kt, interURI)
-		if err != nil {
-			return nil, fmt.Errorf("init CA: generate intermediate key: %w", err)
+		ikey, gerr := generateKey(kt, interURI)
+		if gerr != nil {
+			return nil, fmt.Errorf("init CA: generate intermediate key: %w", gerr)
 		}
+		// err here is Init's result (not a shadow): the key is deleted from
+		// the token when Init fails.
 		defer func() {
 			if err != nil {
 				closeKey(ikey, true)

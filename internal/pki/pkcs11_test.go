@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/keystore"
 	"github.com/gatehouse/gatehouse/internal/testhsm"
+	"github.com/gatehouse/gatehouse/internal/testpg"
 )
 
 // TestPKCS11CA runs a CA whose root and intermediate keys were generated
@@ -95,4 +96,24 @@ func TestPKCS11CA(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestPKCS11InitFailureDeletesKeys: an init that fails after generating
+// its keys in the token (here: the PostgreSQL inventory is not empty)
+// deletes them, so the same labels can be used again.
+func TestPKCS11InitFailureDeletesKeys(t *testing.T) {
+	tok := testhsm.Get(t)
+	used := newCA(t, InitOptions{Store: testpg.NewDB(t)})
+	_, err := Init(filepath.Join(t.TempDir(), "ca"), InitOptions{KeyStore: tok.URI("retry"), Intermediate: true, Store: used.Settings().Store})
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("init on a used inventory: %v", err)
+	}
+	if _, err := keystore.Open(strings.Replace(tok.URI("retry"), "object=retry", "object=retry-root", 1), nil); err == nil {
+		t.Error("the failed init left its root key in the token")
+	}
+	ca, err := Init(filepath.Join(t.TempDir(), "ca"), InitOptions{KeyStore: tok.URI("retry"), Intermediate: true})
+	if err != nil {
+		t.Fatalf("init again with the same labels: %v", err)
+	}
+	ca.Close()
 }
