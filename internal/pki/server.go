@@ -88,8 +88,11 @@ func NewServer(ca *CA, opts ServerOptions) (*Server, error) {
 func (s *Server) Refresh(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.ocsp.RenewSigner(ctx); err != nil {
-		return fmt.Errorf("refresh: %w", err)
+	// A failed renewal is reported but does not hold up the CRL: the
+	// current signer stays valid for half its life, retried every poll.
+	renewErr := s.ocsp.RenewSigner(ctx)
+	if renewErr != nil {
+		renewErr = fmt.Errorf("refresh: %w", renewErr)
 	}
 	gen, err := s.ca.store.Generation(ctx)
 	if err != nil {
@@ -97,7 +100,7 @@ func (s *Server) Refresh(ctx context.Context) error {
 	}
 	if gen == s.gen {
 		if c := s.crl.Load(); c == nil || !crlStale(c, s.ca.now()) {
-			return nil
+			return renewErr
 		}
 	}
 	crl, err := s.ca.CurrentCRL(ctx)
@@ -115,7 +118,7 @@ func (s *Server) Refresh(ctx context.Context) error {
 		s.log.Info("ca serve: inventory changed, CRL and OCSP refreshed", "crl_number", crl.Number, "generation", gen)
 	}
 	s.gen = gen
-	return nil
+	return renewErr
 }
 
 // Serve serves HTTP on ln and polls the inventory until ctx is done, then
