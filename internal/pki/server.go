@@ -139,11 +139,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// A store that announces changes (PostgreSQL's NOTIFY) wakes the
 	// refresh at once; the poll stays as the bound when a notification is
 	// lost with its connection.
-	var changed <-chan struct{}
+	var watch <-chan struct{}
 	if w, ok := s.ca.store.(store.Watcher); ok {
-		changed = w.Watch(ctx, s.log)
+		watch = w.Watch(ctx, s.log)
 	}
 	wg.Go(func() {
+		changed := watch
 		t := time.NewTicker(s.poll)
 		defer t.Stop()
 		for {
@@ -170,6 +171,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := hs.Serve(ln)
 	cancel()
 	wg.Wait()
+	if watch != nil {
+		for range watch { // until the LISTEN connection is closed
+		}
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
