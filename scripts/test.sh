@@ -54,6 +54,9 @@ go build -tags pkcs11 -o /dev/null ./cmd/gatehouse
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
 
+echo "== go test ./internal/pki on PostgreSQL (the CA suite again, every CA's inventory in a real PostgreSQL)"
+GATEHOUSE_TEST_STORE=postgres go test -count=1 -timeout 5m ./internal/pki
+
 echo "== go test -race -tags pkcs11 (SoftHSM2 token tests)"
 # Only the packages with pkcs11-tagged tests, and only those tests
 # (named *PKCS11* or *Token*): the rest ran above.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/internal/testpg"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -21,6 +22,9 @@ func newCA(t testing.TB, opts InitOptions) *CA {
 	t.Helper()
 	if opts.Passphrase == nil {
 		opts.Passphrase = testPass
+	}
+	if opts.Store == "" && os.Getenv("GATEHOUSE_TEST_STORE") == "postgres" {
+		opts.Store = testpg.NewDB(t) // the whole suite on PostgreSQL
 	}
 	ca, err := Init(filepath.Join(t.TempDir(), "ca"), opts)
 	if err != nil {
