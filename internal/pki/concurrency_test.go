@@ -48,10 +48,10 @@ func checkInventory(t *testing.T, ca *CA, want int) {
 	}
 }
 
-func TestConcurrentIssueHandles(t *testing.T) { eachStore(t, testConcurrentIssueHandles) }
-
-func testConcurrentIssueHandles(t *testing.T, opts InitOptions) {
-	ca := newCA(t, opts)
+// TestConcurrentIssueHandles runs on SQLite; on PostgreSQL the same is
+// TestReplicasOnPostgres (and TestConcurrentIssueProcesses below).
+func TestConcurrentIssueHandles(t *testing.T) {
+	ca := newCA(t, InitOptions{})
 	const workers, each = 4, 5
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
