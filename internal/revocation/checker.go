@@ -52,6 +52,9 @@ const (
 	// DefaultFilePoll is how often CRL files are looked at for a change
 	// between two refreshes.
 	DefaultFilePoll = time.Second
+	// DefaultMaxCRLSize bounds one CRL's bytes. A private CA's CRL is a
+	// few KiB; 8 MiB holds about 200,000 entries.
+	DefaultMaxCRLSize = 8 << 20
 )
 
 // Config configures a Checker.
@@ -72,10 +75,14 @@ type Config struct {
 	// Unavailable is the policy when a status cannot be established. If
 	// empty, UnavailableReject.
 	Unavailable Unavailable
-	// TrustedCAs are the configured client CAs. A CRL issued by one of
-	// them is verified when it is loaded; those no CRL covers are logged at
-	// startup. CRLs of intermediates are verified against the intermediate
-	// found in the client's verified chain, on first use.
+	// TrustedCAs are the configured client CAs. Every CRL is verified
+	// (issuer name, authority key identifier, signature) before it is
+	// held: against the trusted CA or the known intermediate its issuer
+	// name designates. A CRL of an intermediate not seen yet is held
+	// pending: it decides nothing until it verifies against the
+	// intermediate of a verified client chain, and one that does not keeps
+	// that intermediate's clients refused. CAs no CRL covers are logged at
+	// startup.
 	TrustedCAs []*x509.Certificate
 	// HTTPClient fetches CRLs and OCSP responses. If nil, a client with
 	// bounded timeouts that ignores proxy settings from the environment.
@@ -84,6 +91,10 @@ type Config struct {
 	FetchTimeout time.Duration
 	// OCSPTimeout bounds one OCSP exchange. If zero, DefaultOCSPTimeout.
 	OCSPTimeout time.Duration
+	// MaxCRLSize bounds the bytes of one CRL, read from a file or a URL;
+	// a larger one is refused before it is parsed. If zero,
+	// DefaultMaxCRLSize.
+	MaxCRLSize int64
 	// Now returns the current time. If nil, time.Now. Tests inject a clock.
 	Now func() time.Time
 	// Log receives load, refresh and policy messages. If nil, slog.Default().
@@ -100,11 +111,15 @@ type Checker struct {
 	filePoll    time.Duration
 	fetchTO     time.Duration
 	ocspTO      time.Duration
+	maxCRLSize  int64
 	client      *http.Client
 	ownClient   bool
 	now         func() time.Time
 	log         *slog.Logger
 	trustedCAs  []*x509.Certificate
+	learnt      []*x509.Certificate // intermediates the previous checker's CRLs verified against
+	refused     atomic.Uint64
+	promote     chan struct{} // a pending CRL verified: install it
 	sources     []*source
 	crls        atomic.Pointer[crlIndex]
 	refreshMu   sync.Mutex // serializes refresh passes; guards the sources' fetch state
@@ -131,6 +146,17 @@ func New(ctx context.Context, cfg Config, prev *Checker) (*Checker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if prev != nil {
+		// Intermediates prev's CRLs verified against stay known: a CRL
+		// naming one of them must be signed by it.
+		for _, ps := range prev.sources {
+			for _, d := range []*crlData{ps.cur.Load(), ps.pending.Load()} {
+				if d != nil {
+					c.learnt = append(c.learnt, d.knownIssuers()...)
+				}
+			}
+		}
+	}
 	for _, name := range cfg.CRLs {
 		s, err := newSource(name)
 		if err != nil {
@@ -146,12 +172,16 @@ func New(ctx context.Context, cfg Config, prev *Checker) (*Checker, error) {
 		if prev != nil {
 			if ps := prev.sourceNames[name]; ps != nil {
 				held = ps.cur.Load()
+				if p := ps.pending.Load(); p != nil && p.entries() != nil && len(p.knownIssuers()) > 0 {
+					held = p // verified since, and newer than cur
+				}
 				s.cur.Store(held) // the reference for the CRL number, and the known issuers
 			}
 		}
 		_, err = c.refreshSource(ctx, s, true, true)
 		cur := s.cur.Load()
-		if cur == nil || !c.now().Before(cur.nextUpdate) {
+		usable := (cur != nil && c.now().Before(cur.nextUpdate)) || s.pending.Load() != nil
+		if !usable {
 			c.Close()
 			if err == nil {
 				err = errors.New("the CRL held is past its nextUpdate and the source has no newer one")
@@ -159,7 +189,7 @@ func New(ctx context.Context, cfg Config, prev *Checker) (*Checker, error) {
 			return nil, fmt.Errorf("load CRL %s: %w", name, err)
 		}
 		if cur == held && err != nil {
-			c.log.Warn("CRL: source unavailable at reload, keeping the CRL loaded before",
+			c.log.Warn("CRL: source unavailable or refused at reload, keeping the CRL loaded before",
 				"source", name, "crl_number", numberString(held.number), "next_update", held.nextUpdate, "err", err)
 		}
 	}
@@ -178,6 +208,8 @@ func newChecker(cfg Config) (*Checker, error) {
 		refresh:     cfg.Refresh,
 		fetchTO:     cfg.FetchTimeout,
 		ocspTO:      cfg.OCSPTimeout,
+		maxCRLSize:  cfg.MaxCRLSize,
+		promote:     make(chan struct{}, 1),
 		client:      cfg.HTTPClient,
 		now:         cfg.Now,
 		log:         cfg.Log,
@@ -206,6 +238,10 @@ func newChecker(cfg Config) (*Checker, error) {
 	if c.refresh < 0 || c.fetchTO < 0 || c.ocspTO < 0 {
 		return nil, errors.New("new revocation checker: durations must not be negative")
 	}
+	if c.maxCRLSize < 0 {
+		return nil, errors.New("new revocation checker: MaxCRLSize must not be negative")
+	}
+	c.maxCRLSize = cmp.Or(c.maxCRLSize, DefaultMaxCRLSize)
 	c.refresh = cmp.Or(c.refresh, DefaultRefresh)
 	c.fetchTO = cmp.Or(c.fetchTO, DefaultFetchTimeout)
 	c.ocspTO = cmp.Or(c.ocspTO, DefaultOCSPTimeout)
@@ -232,7 +268,7 @@ func (c *Checker) logUncoveredCAs() {
 	for _, ca := range c.trustedCAs {
 		covered := false
 		for _, d := range ix.byIssuer[string(ca.RawSubject)] {
-			if d.akiMatches(ca) {
+			if d.akiMatches(ca) && d.entries() != nil {
 				covered = true
 				break
 			}
@@ -244,14 +280,15 @@ func (c *Checker) logUncoveredCAs() {
 }
 
 // Run refreshes the CRL sources until ctx is done or the checker is
-// closed: URLs every Refresh, files every Refresh and whenever their
-// content changes. A failed fetch keeps the last good CRL; it stays in
-// force until its nextUpdate. Without CRL sources it returns at once.
+// closed: URLs every Refresh, scheduled from the start of the previous
+// fetch, files every Refresh and whenever their content changes. A failed
+// fetch keeps the last good CRL; it stays in force until its nextUpdate.
+// Without CRL sources it returns at once.
 func (c *Checker) Run(ctx context.Context) {
 	if len(c.sources) == 0 {
 		return
 	}
-	t := time.NewTicker(c.filePoll)
+	t := time.NewTimer(c.nextWake())
 	defer t.Stop()
 	for {
 		select {
@@ -259,11 +296,38 @@ func (c *Checker) Run(ctx context.Context) {
 			return
 		case <-c.bg.Done():
 			return
+		case <-c.promote:
 		case <-t.C:
-			c.refreshAll(ctx, false)
 		}
+		c.refreshAll(ctx, false)
+		t.Reset(c.nextWake())
 	}
 }
+
+// nextWake is how long Run sleeps: until the earliest source is due, and
+// at most one file poll interval (files are watched by polling).
+func (c *Checker) nextWake() time.Duration {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	now := c.now()
+	wake := c.filePoll
+	for _, s := range c.sources {
+		if d := s.nextFetch.Sub(now); d < wake {
+			wake = d
+		}
+	}
+	return max(wake, time.Millisecond)
+}
+
+// Stats are counters of what the checker refused.
+type Stats struct {
+	// CRLsRefused counts CRL contents refused: unparseable, expired,
+	// oversized, or not issued by the CA they name.
+	CRLsRefused uint64
+}
+
+// Stats returns the checker's counters.
+func (c *Checker) Stats() Stats { return Stats{CRLsRefused: c.refused.Load()} }
 
 // Refresh reads every CRL source now, whether or not it is due, and
 // returns the problems joined (a failed source keeps its last good CRL).
@@ -273,11 +337,32 @@ func (c *Checker) Refresh(ctx context.Context) error {
 	return c.refreshAll(ctx, true)
 }
 
+// promotePending installs the pending CRLs that verified against a client
+// chain's issuer as their source's CRL. c.refreshMu must be held.
+func (c *Checker) promotePending() bool {
+	changed := false
+	for _, s := range c.sources {
+		p := s.pending.Load()
+		if p == nil || p.entries() == nil || len(p.knownIssuers()) == 0 {
+			continue
+		}
+		s.pending.Store(nil)
+		if ok, _, _ := replaces(s.cur.Load(), p, true); ok {
+			s.cur.Store(p)
+			s.expiredLogged = false
+			c.log.Info("CRL: loaded (verified against the issuer in a client chain)", "source", s.name, "issuer", p.issuerName,
+				"crl_number", numberString(p.number), "next_update", p.nextUpdate)
+		}
+		changed = true
+	}
+	return changed
+}
+
 func (c *Checker) refreshAll(ctx context.Context, force bool) error {
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
 	var errs []error
-	changed := false
+	changed := c.promotePending()
 	for _, s := range c.sources {
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
@@ -331,7 +416,13 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
 	ix := c.crls.Load()
 	for i := 0; i < len(chain)-1; i++ {
 		cert, issuer := chain[i], chain[i+1]
-		cr := ix.status(c.log, cert, issuer, now)
+		cr := c.status(ix, cert, issuer, now)
+		if cr.promote {
+			select {
+			case c.promote <- struct{}{}:
+			default:
+			}
+		}
 		if cr.res == crlRevoked {
 			return revokedErr(cert, cr.entry.at, cr.entry.reason, "CRL "+cr.crl.source)
 		}
@@ -340,7 +431,7 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
 		case crlStale:
 			unavailable = "the issuer's CRL is past its nextUpdate and no newer one could be loaded"
 		case crlBad:
-			unavailable = "a CRL naming the issuer is not signed by it"
+			unavailable = "a CRL naming the issuer is not issued by it (forged, or of another CA with the same name)"
 		}
 		if i == 0 && c.mode != OCSPOff {
 			// The CRL above has been consulted first on purpose: it is a

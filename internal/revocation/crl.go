@@ -13,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // clockSkew is how far in the future a thisUpdate may lie and still be
@@ -34,30 +37,38 @@ type revokedEntry struct {
 	reason int
 }
 
-// crlData is one parsed CRL, indexed by serial. It is immutable except for
-// verified, the cache of signature checks against issuer certificates.
+// crlData is one parsed CRL. At parse time only its header is decoded
+// (issuer, dates, extensions, signature): its entries are indexed by
+// serial only after its signature verified with a known CA, so that a
+// forged or runaway CRL costs its bytes and no more (DESIGN.md invariant 11).
 type crlData struct {
-	source                 string
-	list                   *x509.RevocationList // without its entries; kept to check the signature
-	number                 *big.Int             // nil if the CRL has none
+	source string
+	// header is the CRL without its entries; RawTBSRevocationList is the
+	// whole signed part, so that CheckSignatureFrom checks the real thing.
+	header                 *x509.RevocationList
+	number                 *big.Int // nil if the CRL has none
 	thisUpdate, nextUpdate time.Time
 	rawIssuer, aki         []byte
 	issuerName             string
 	sum                    [32]byte
-	// revoked maps the big-endian magnitude of a serial to its entry:
-	// one map lookup per certificate.
-	revoked map[string]revokedEntry
 
-	mu sync.Mutex // serializes writers of verified
+	mu  sync.Mutex // serializes signature checks and indexing
+	der []byte     // the whole CRL until its entries are indexed; then nil
+	// revoked maps the big-endian magnitude of a serial to its entry: one
+	// map lookup per certificate. Nil until the CRL verified and was
+	// indexed; never consulted before.
+	revoked atomic.Pointer[map[string]revokedEntry]
 	// verified maps an issuer certificate's DER to itself when the CRL's
 	// signature verifies with it, to nil when it does not. Copied on
 	// write, so that readers take no lock.
 	verified atomic.Pointer[map[string]*x509.Certificate]
 }
 
-// parseCRL parses a DER or PEM CRL and refuses what gatehouse cannot apply
-// safely: an expired CRL, one from the future, one without nextUpdate, and
-// delta or partitioned CRLs (they list only part of what is revoked).
+// parseCRL parses the header of a DER or PEM CRL and refuses what
+// gatehouse cannot apply safely: an expired CRL, one from the future, one
+// without nextUpdate, and delta or partitioned CRLs (they list only part of
+// what is revoked). Its entries are left for index, after the signature
+// has been checked.
 func parseCRL(source string, data []byte, now time.Time) (*crlData, error) {
 	der := data
 	if bytes.Contains(data, []byte("-----BEGIN")) {
@@ -76,10 +87,16 @@ func parseCRL(source string, data []byte, now time.Time) (*crlData, error) {
 			return nil, errors.New("parse CRL: no PEM block of type X509 CRL")
 		}
 	}
-	list, err := x509.ParseRevocationList(der)
+	stripped, tbs, err := withoutEntries(der)
 	if err != nil {
 		return nil, fmt.Errorf("parse CRL: %w", err)
 	}
+	list, err := x509.ParseRevocationList(stripped)
+	if err != nil {
+		return nil, fmt.Errorf("parse CRL: %w", err)
+	}
+	list.RawTBSRevocationList = tbs // what the signature covers
+	list.Raw = der
 	issuer := list.Issuer.String()
 	switch {
 	case list.NextUpdate.IsZero():
@@ -97,9 +114,9 @@ func parseCRL(source string, data []byte, now time.Time) (*crlData, error) {
 			return nil, fmt.Errorf("CRL of %s has an unsupported critical extension %s", issuer, ext.Id)
 		}
 	}
-	d := &crlData{
+	return &crlData{
 		source:     source,
-		list:       list,
+		header:     list,
 		number:     list.Number,
 		thisUpdate: list.ThisUpdate,
 		nextUpdate: list.NextUpdate,
@@ -107,22 +124,109 @@ func parseCRL(source string, data []byte, now time.Time) (*crlData, error) {
 		aki:        list.AuthorityKeyId,
 		issuerName: issuer,
 		sum:        sha256.Sum256(der),
-		revoked:    make(map[string]revokedEntry, len(list.RevokedCertificateEntries)),
+		der:        der,
+	}, nil
+}
+
+// withoutEntries returns der (an RFC 5280 CertificateList) with its
+// revokedCertificates left out, and the complete TBSCertList its
+// signature covers. crypto/x509 then decodes the header without
+// allocating one struct per entry; the layout is walked with cryptobyte,
+// nothing is decoded by hand.
+func withoutEntries(der []byte) (stripped, tbs []byte, err error) {
+	input := cryptobyte.String(der)
+	var outer, tbsFull, tbsBody, sigAlg, sig cryptobyte.String
+	if !input.ReadASN1(&outer, cbasn1.SEQUENCE) || !input.Empty() ||
+		!outer.ReadASN1Element(&tbsFull, cbasn1.SEQUENCE) ||
+		!outer.ReadASN1Element(&sigAlg, cbasn1.SEQUENCE) ||
+		!outer.ReadASN1Element(&sig, cbasn1.BIT_STRING) || !outer.Empty() {
+		return nil, nil, errors.New("malformed CertificateList")
 	}
+	body := tbsFull
+	if !body.ReadASN1(&tbsBody, cbasn1.SEQUENCE) {
+		return nil, nil, errors.New("malformed TBSCertList")
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			// version?, signature, issuer, thisUpdate, nextUpdate?,
+			// revokedCertificates?, [0] crlExtensions?: the third
+			// SEQUENCE is the entry list.
+			seqs := 0
+			for !tbsBody.Empty() {
+				var el cryptobyte.String
+				var tag cbasn1.Tag
+				if !tbsBody.ReadAnyASN1Element(&el, &tag) {
+					b.SetError(errors.New("malformed TBSCertList element"))
+					return
+				}
+				if tag == cbasn1.SEQUENCE {
+					seqs++
+					if seqs == 3 {
+						continue
+					}
+				}
+				b.AddBytes(el)
+			}
+		})
+		b.AddBytes(sigAlg)
+		b.AddBytes(sig)
+	})
+	stripped, err = b.Bytes()
+	if err != nil {
+		return nil, nil, err
+	}
+	return stripped, tbsFull, nil
+}
+
+// checkSignature reports why the CRL was not issued by issuer, or nil:
+// the names must be equal, the key identifiers must not contradict, and
+// the signature must verify with issuer's key.
+func (d *crlData) checkSignature(issuer *x509.Certificate) error {
+	if !bytes.Equal(issuer.RawSubject, d.rawIssuer) {
+		return fmt.Errorf("its issuer name is not %s", issuer.Subject)
+	}
+	if !d.akiMatches(issuer) {
+		return fmt.Errorf("its authority key identifier %x is not the key identifier %x of %s",
+			d.aki, issuer.SubjectKeyId, issuer.Subject)
+	}
+	return d.header.CheckSignatureFrom(issuer)
+}
+
+// index parses the CRL's entries into revoked, once. Call it only after
+// the signature verified: before that, the entries are an attacker's.
+func (d *crlData) index() error {
+	if d.revoked.Load() != nil {
+		return nil
+	}
+	list, err := x509.ParseRevocationList(d.der)
+	if err != nil {
+		return fmt.Errorf("parse CRL entries: %w", err)
+	}
+	m := make(map[string]revokedEntry, len(list.RevokedCertificateEntries))
 	for _, e := range list.RevokedCertificateEntries {
 		for _, ext := range e.Extensions {
 			if ext.Critical {
-				return nil, fmt.Errorf("CRL of %s: entry %s has an unsupported critical extension %s (indirect CRLs are not supported)",
-					issuer, e.SerialNumber.Text(16), ext.Id)
+				return fmt.Errorf("CRL of %s: entry %s has an unsupported critical extension %s (indirect CRLs are not supported)",
+					d.issuerName, e.SerialNumber.Text(16), ext.Id)
 			}
 		}
 		if e.SerialNumber == nil || e.SerialNumber.Sign() < 0 || e.ReasonCode == 8 {
 			continue // no certificate has a negative serial; removeFromCRL belongs to delta CRLs
 		}
-		d.revoked[string(e.SerialNumber.Bytes())] = revokedEntry{at: e.RevocationTime, reason: e.ReasonCode}
+		m[string(e.SerialNumber.Bytes())] = revokedEntry{at: e.RevocationTime, reason: e.ReasonCode}
 	}
-	list.RevokedCertificateEntries = nil // indexed above; the map is what lookups use
-	return d, nil
+	d.revoked.Store(&m)
+	d.der = nil
+	return nil
+}
+
+// entries returns the index; nil before the CRL verified.
+func (d *crlData) entries() map[string]revokedEntry {
+	if m := d.revoked.Load(); m != nil {
+		return *m
+	}
+	return nil
 }
 
 // serialKey returns the key of serial in crlData.revoked, in buf when it
@@ -145,31 +249,35 @@ func (d *crlData) sameIssuer(o *crlData) bool {
 	return bytes.Equal(d.rawIssuer, o.rawIssuer) && bytes.Equal(d.aki, o.aki)
 }
 
-// verifiedFor reports whether the CRL's signature verifies with issuer's
-// key. The answer is cached per issuer certificate: the first request of a
-// client under a new issuer pays for one signature check, later ones for a
-// map lookup.
-func (d *crlData) verifiedFor(log *slog.Logger, issuer *x509.Certificate) bool {
+// verifiedFor reports whether the CRL was issued by issuer (name, key
+// identifier, signature) and is indexed. The answer is cached per issuer
+// certificate: the first request of a client under a new issuer pays for
+// one signature check, later ones for a map lookup.
+func (c *Checker) verifiedFor(d *crlData, issuer *x509.Certificate) bool {
 	if m := d.verified.Load(); m != nil {
-		if c, hit := (*m)[string(issuer.Raw)]; hit {
-			return c != nil
+		if v, hit := (*m)[string(issuer.Raw)]; hit {
+			return v != nil
 		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if m := d.verified.Load(); m != nil {
-		if c, hit := (*m)[string(issuer.Raw)]; hit {
-			return c != nil
+		if v, hit := (*m)[string(issuer.Raw)]; hit {
+			return v != nil
 		}
 	}
-	err := d.list.CheckSignatureFrom(issuer)
+	err := d.checkSignature(issuer)
+	if err == nil {
+		err = d.index()
+	}
 	d.storeVerified(issuer, err == nil)
 	if err != nil {
-		log.Error("CRL: not signed by the issuer in the client's chain; clients of this issuer get the unavailable policy",
+		c.refused.Add(1)
+		c.log.Error("CRL: refused, not issued by the issuer in the client's chain; clients of this issuer get the unavailable policy until the source serves a genuine CRL",
 			"source", d.source, "issuer", issuer.Subject.String(), "err", err)
 		return false
 	}
-	log.Info("CRL: signature verified against the issuer in the client's chain",
+	c.log.Info("CRL: signature verified against the issuer in the client's chain",
 		"source", d.source, "issuer", issuer.Subject.String(), "crl_number", numberString(d.number))
 	return true
 }
@@ -191,20 +299,6 @@ func (d *crlData) storeVerified(issuer *x509.Certificate, ok bool) {
 	d.verified.Store(&m)
 }
 
-// failedOnly reports whether every signature check of the CRL failed.
-func (d *crlData) failedOnly() bool {
-	m := d.verified.Load()
-	if m == nil || len(*m) == 0 {
-		return false
-	}
-	for _, c := range *m {
-		if c != nil {
-			return false
-		}
-	}
-	return true
-}
-
 // knownIssuers returns the issuer certificates the CRL verified with.
 func (d *crlData) knownIssuers() []*x509.Certificate {
 	var out []*x509.Certificate
@@ -218,52 +312,53 @@ func (d *crlData) knownIssuers() []*x509.Certificate {
 	return out
 }
 
-// verifyAtLoad checks a new CRL's signature against every candidate
-// issuer known now: the trusted CAs with its issuer name and key
-// identifier, and the issuers the source's current CRL was verified with
-// (intermediates learnt from client chains). With no candidate, the CRL is
-// for an intermediate not seen yet: its signature is checked on first use.
-func (c *Checker) verifyAtLoad(d *crlData, cur *crlData) error {
+// errNoKnownIssuer is admit's answer for a CRL whose issuer is neither a
+// trusted CA nor an intermediate seen before: it may be held pending.
+var errNoKnownIssuer = errors.New("issuer not known yet")
+
+// admit verifies a new CRL before anything holds it: it must be signed by
+// a known CA of its issuer name (a trusted CA, or an intermediate an
+// earlier CRL verified against), whatever its authority key identifier
+// claims. A CRL naming a known CA that none of them signed is refused.
+// One naming no known CA returns errNoKnownIssuer.
+func (c *Checker) admit(d *crlData) error {
 	var cands []*x509.Certificate
+	seen := map[string]bool{}
 	add := func(ca *x509.Certificate) {
-		if !bytes.Equal(ca.RawSubject, d.rawIssuer) || !d.akiMatches(ca) {
-			return
+		if bytes.Equal(ca.RawSubject, d.rawIssuer) && !seen[string(ca.Raw)] {
+			seen[string(ca.Raw)] = true
+			cands = append(cands, ca)
 		}
-		for _, x := range cands {
-			if bytes.Equal(x.Raw, ca.Raw) {
-				return
-			}
-		}
-		cands = append(cands, ca)
 	}
 	for _, ca := range c.trustedCAs {
 		add(ca)
 	}
-	if cur != nil {
-		for _, ca := range cur.knownIssuers() {
-			add(ca)
+	for _, s := range c.sources {
+		if cur := s.cur.Load(); cur != nil {
+			for _, ca := range cur.knownIssuers() {
+				add(ca)
+			}
 		}
+	}
+	for _, ca := range c.learnt {
+		add(ca)
 	}
 	if len(cands) == 0 {
-		c.log.Info("CRL: issuer is not a trusted CA; its signature will be checked against the intermediate in client chains",
-			"source", d.source, "issuer", d.issuerName)
-		return nil
+		return errNoKnownIssuer
 	}
-	var lastErr error
-	ok := false
+	var errs []error
 	for _, ca := range cands {
-		err := d.list.CheckSignatureFrom(ca)
-		d.storeVerified(ca, err == nil)
+		err := d.checkSignature(ca)
 		if err == nil {
-			ok = true
-		} else {
-			lastErr = err
+			d.storeVerified(ca, true)
+			if err := d.index(); err != nil {
+				return err
+			}
+			return nil
 		}
+		errs = append(errs, err)
 	}
-	if !ok {
-		return fmt.Errorf("CRL naming issuer %s is not signed by that CA: %w", d.issuerName, lastErr)
-	}
-	return nil
+	return fmt.Errorf("CRL naming issuer %s is not signed by that CA (it matches no trusted CA): %w", d.issuerName, errors.Join(errs...))
 }
 
 // replaces decides whether d may replace cur, the CRL a source holds.
@@ -277,11 +372,6 @@ func replaces(cur, d *crlData, initial bool) (ok bool, level slog.Level, why str
 		return true, 0, ""
 	case cur.sum == d.sum:
 		return false, slog.LevelDebug, "unchanged"
-	case cur.failedOnly():
-		// The CRL held proved not to be signed by its issuer: its number
-		// is no reference (a forgery with a huge one would otherwise block
-		// every genuine CRL).
-		return true, 0, ""
 	case !cur.sameIssuer(d):
 		if initial {
 			return true, 0, ""
@@ -308,18 +398,29 @@ func numberString(n *big.Int) string {
 	return n.String()
 }
 
-// crlIndex is every current CRL by the raw issuer name it carries. It is
+// crlIndex is every CRL held, by the raw issuer name it carries. It is
 // rebuilt when a source gets a new CRL and swapped atomically.
 type crlIndex struct {
+	// byIssuer holds the CRLs verified at load against a known CA.
 	byIssuer map[string][]*crlData
+	// pending holds CRLs whose issuer was not known when they were
+	// loaded (an intermediate no client has presented yet). They decide
+	// nothing until one verifies against the issuer in a verified client
+	// chain; one that does not keeps that issuer's clients refused (the
+	// unavailable policy), never unchecked.
+	pending map[string][]*crlData
 }
 
 func (c *Checker) rebuildIndex() {
-	ix := &crlIndex{byIssuer: make(map[string][]*crlData)}
+	ix := &crlIndex{byIssuer: make(map[string][]*crlData), pending: make(map[string][]*crlData)}
 	for _, s := range c.sources {
 		if d := s.cur.Load(); d != nil {
 			k := string(d.rawIssuer)
 			ix.byIssuer[k] = append(ix.byIssuer[k], d)
+		}
+		if d := s.pending.Load(); d != nil {
+			k := string(d.rawIssuer)
+			ix.pending[k] = append(ix.pending[k], d)
 		}
 	}
 	c.crls.Store(ix)
@@ -332,13 +433,15 @@ const (
 	crlGood                       // a valid CRL of the issuer does not list it
 	crlRevoked                    // a CRL of the issuer lists it
 	crlStale                      // the issuer's CRLs are past their nextUpdate
-	crlBad                        // a CRL naming the issuer does not verify with its key
+	crlBad                        // a CRL naming the issuer is not issued by it
 )
 
 type crlStatus struct {
 	res   crlResult
 	entry revokedEntry
 	crl   *crlData
+	// promote is set when a pending CRL verified and should be installed.
+	promote bool
 }
 
 // status looks cert up in the CRLs of issuer, its issuer in a verified
@@ -346,32 +449,60 @@ type crlStatus struct {
 // issuer and its signature verifies with issuer's key: a CRL never speaks
 // for another CA. A stale CRL that lists the serial still counts as
 // revoked: revocation is not undone by time passing.
-func (ix *crlIndex) status(log *slog.Logger, cert, issuer *x509.Certificate, now time.Time) crlStatus {
-	cands := ix.byIssuer[string(issuer.RawSubject)] // string(bytes) in an index: no allocation
-	if len(cands) == 0 {
+func (c *Checker) status(ix *crlIndex, cert, issuer *x509.Certificate, now time.Time) crlStatus {
+	// string(bytes) in an index expression: no allocation.
+	verified, pending := ix.byIssuer[string(issuer.RawSubject)], ix.pending[string(issuer.RawSubject)]
+	if len(verified) == 0 && len(pending) == 0 {
 		return crlStatus{}
 	}
 	var buf [32]byte
 	key := serialKey(cert.SerialNumber, &buf)
 	res := crlUncovered
-	for _, d := range cands {
+	for _, d := range verified {
 		if !d.akiMatches(issuer) {
-			continue
+			continue // verified for another CA of the same name
 		}
-		if !d.verifiedFor(log, issuer) {
+		if !c.verifiedFor(d, issuer) {
 			if res == crlUncovered {
 				res = crlBad
 			}
 			continue
 		}
-		if e, ok := d.revoked[string(key)]; ok {
+		if e, ok := d.entries()[string(key)]; ok {
 			return crlStatus{res: crlRevoked, entry: e, crl: d}
 		}
-		if now.Before(d.nextUpdate) {
-			res = crlGood
-		} else if res != crlGood {
-			res = crlStale
-		}
+		res = freshness(res, d, now)
 	}
-	return crlStatus{res: res}
+	if res != crlUncovered && res != crlBad {
+		return crlStatus{res: res}
+	}
+	promote := false
+	for _, d := range pending {
+		// A pending CRL naming this issuer must prove itself against it;
+		// if it cannot, this issuer's clients are refused, not taken as
+		// unchecked.
+		if !c.verifiedFor(d, issuer) {
+			if res == crlUncovered {
+				res = crlBad
+			}
+			continue
+		}
+		promote = true
+		if e, ok := d.entries()[string(key)]; ok {
+			return crlStatus{res: crlRevoked, entry: e, crl: d, promote: true}
+		}
+		res = freshness(res, d, now)
+	}
+	return crlStatus{res: res, promote: promote}
+}
+
+// freshness folds a valid CRL that does not list the serial into res.
+func freshness(res crlResult, d *crlData, now time.Time) crlResult {
+	if now.Before(d.nextUpdate) {
+		return crlGood
+	}
+	if res != crlGood {
+		return crlStale
+	}
+	return res
 }

@@ -2,6 +2,7 @@ package revocation
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -16,10 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 )
-
-// maxCRLSize bounds a CRL read from a file or a URL. Large public CAs
-// publish CRLs of a few MiB; this only stops a runaway source.
-const maxCRLSize = 64 << 20
 
 // maxOCSPResponse bounds an OCSP response; real ones are a few KiB.
 const maxOCSPResponse = 1 << 20
@@ -60,7 +57,13 @@ func newHTTPClient() *http.Client {
 type source struct {
 	name string
 	url  *url.URL // nil for a file
-	cur  atomic.Pointer[crlData]
+	// cur is the CRL in force: verified against a known CA before it was
+	// stored. Nil until one is.
+	cur atomic.Pointer[crlData]
+	// pending is the newest CRL whose issuer was not known when it was
+	// read (see crlIndex.pending); nil if none. It is never a reference
+	// for what may replace it: any newer content does.
+	pending atomic.Pointer[crlData]
 
 	// Refresh state, guarded by Checker.refreshMu.
 	sum           [32]byte    // content last read, accepted or not
@@ -124,9 +127,23 @@ func (c *Checker) refreshSource(ctx context.Context, s *source, force, initial b
 	s.sum = sum
 	d, err := parseCRL(s.name, data, now)
 	if err == nil {
-		err = c.verifyAtLoad(d, cur)
+		err = c.admit(d)
+	}
+	if errors.Is(err, errNoKnownIssuer) {
+		if cur != nil && !initial {
+			err = fmt.Errorf("CRL of %s is issued by another CA than the CRL held (%s); refused, reload the configuration to change a source's CA",
+				d.issuerName, cur.issuerName)
+		} else {
+			// Nothing can verify it yet: hold it where it decides nothing
+			// until it proves itself against a verified client chain.
+			s.pending.Store(d)
+			c.log.Info("CRL: issuer is not a trusted CA; held pending, used for nothing until it verifies against the intermediate in a verified client chain",
+				"source", s.name, "issuer", d.issuerName, "crl_number", numberString(d.number))
+			return true, nil
+		}
 	}
 	if err != nil {
+		c.refused.Add(1)
 		if !initial || cur != nil {
 			c.log.Error("CRL: refused, keeping the CRL held", "source", s.name, "err", err,
 				"crl_number", numberString(crlNumber(cur)))
@@ -140,9 +157,10 @@ func (c *Checker) refreshSource(ctx context.Context, s *source, force, initial b
 		return false, nil
 	}
 	s.cur.Store(d)
+	s.pending.Store(nil) // older content than this verified CRL
 	s.expiredLogged = false
 	c.log.Info("CRL: loaded", "source", s.name, "issuer", d.issuerName, "crl_number", numberString(d.number),
-		"this_update", d.thisUpdate, "next_update", d.nextUpdate, "revoked", len(d.revoked))
+		"this_update", d.thisUpdate, "next_update", d.nextUpdate, "revoked", len(d.entries()))
 	return true, nil
 }
 
@@ -157,7 +175,7 @@ func crlNumber(d *crlData) *big.Int {
 // answered that the CRL held is current.
 func (c *Checker) read(ctx context.Context, s *source) (data []byte, notModified bool, err error) {
 	if s.url == nil {
-		return readFile(s)
+		return c.readFile(s)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.fetchTO)
 	defer cancel()
@@ -166,12 +184,18 @@ func (c *Checker) read(ctx context.Context, s *source) (data []byte, notModified
 		return nil, false, err
 	}
 	req.Header.Set("Accept", "application/pkix-crl, application/x-pem-file;q=0.5, */*;q=0.1")
-	if s.cur.Load() != nil {
+	// Ask conditionally only while what the validators describe is still
+	// in force: once it is past its nextUpdate, a server that keeps
+	// answering 304 would freeze it, so the full CRL is asked for.
+	conditional := false
+	if held := cmp.Or(s.pending.Load(), s.cur.Load()); held != nil && c.now().Before(held.nextUpdate) {
 		if s.etag != "" {
 			req.Header.Set("If-None-Match", s.etag)
+			conditional = true
 		}
 		if s.lastMod != "" {
 			req.Header.Set("If-Modified-Since", s.lastMod)
+			conditional = true
 		}
 	}
 	resp, err := c.client.Do(req)
@@ -182,25 +206,42 @@ func (c *Checker) read(ctx context.Context, s *source) (data []byte, notModified
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotModified:
-		if s.cur.Load() != nil {
+		if conditional {
 			return nil, true, nil
 		}
-		fallthrough
+		return nil, false, errors.New("HTTP status 304 Not Modified to a request without validators (the server must send the CRL)")
 	default:
 		return nil, false, fmt.Errorf("HTTP status %s", resp.Status)
 	}
-	data, err = io.ReadAll(io.LimitReader(resp.Body, maxCRLSize+1))
-	if err != nil {
-		return nil, false, fmt.Errorf("read body: %w", err)
+	if resp.ContentLength > c.maxCRLSize {
+		return nil, false, fmt.Errorf("CRL of %d bytes is larger than max_crl_size (%d bytes)", resp.ContentLength, c.maxCRLSize)
 	}
-	if len(data) > maxCRLSize {
-		return nil, false, fmt.Errorf("CRL larger than %d bytes", maxCRLSize)
+	data, err = readBounded(resp.Body, resp.ContentLength, c.maxCRLSize)
+	if err != nil {
+		return nil, false, err
 	}
 	s.etag, s.lastMod = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
 	return data, false, nil
 }
 
-func readFile(s *source) ([]byte, bool, error) {
+// readBounded reads r to its end, refusing more than limit bytes. size,
+// when known (>= 0), sizes the buffer once instead of growing it.
+func readBounded(r io.Reader, size, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if size > 0 && size <= limit {
+		buf.Grow(int(size) + 1)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read CRL: %w", err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("CRL larger than max_crl_size (%d bytes)", limit)
+	}
+	return buf.Bytes(), nil
+}
+
+func (c *Checker) readFile(s *source) ([]byte, bool, error) {
 	f, err := os.Open(s.name)
 	if err != nil {
 		return nil, false, err
@@ -210,15 +251,12 @@ func readFile(s *source) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if fi.Size() > maxCRLSize {
-		return nil, false, fmt.Errorf("CRL file larger than %d bytes", maxCRLSize)
+	if fi.Size() > c.maxCRLSize {
+		return nil, false, fmt.Errorf("CRL file of %d bytes is larger than max_crl_size (%d bytes)", fi.Size(), c.maxCRLSize)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxCRLSize+1))
+	data, err := readBounded(f, fi.Size(), c.maxCRLSize)
 	if err != nil {
 		return nil, false, err
-	}
-	if len(data) > maxCRLSize {
-		return nil, false, fmt.Errorf("CRL file larger than %d bytes", maxCRLSize)
 	}
 	s.fi = fi
 	return data, false, nil
