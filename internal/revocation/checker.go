@@ -125,6 +125,7 @@ type Checker struct {
 	refreshMu   sync.Mutex // serializes refresh passes; guards the sources' fetch state
 	ocsp        ocspCache
 	flight      singleflight.Group
+	bgQueries   map[string]bool // leaves queried in the background by ocspCached; guarded by bgMu
 	bg          context.Context // background OCSP work; canceled by Close
 	stop        context.CancelFunc
 	bgMu        sync.Mutex // guards closed and wg.Go against Close's wg.Wait
@@ -256,6 +257,7 @@ func newChecker(cfg Config) (*Checker, error) {
 		c.log = slog.Default()
 	}
 	c.ocsp.m = make(map[string]*ocspEntry)
+	c.bgQueries = make(map[string]bool)
 	c.bg, c.stop = context.WithCancel(context.Background())
 	c.crls.Store(&crlIndex{})
 	return c, nil
@@ -436,7 +438,15 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
 		if i == 0 && c.mode != OCSPOff {
 			// The CRL above has been consulted first on purpose: it is a
 			// map lookup, and a revoked serial needs no round trip.
-			e := c.ocspLookup(ctx, cert, issuer, now)
+			var e *ocspEntry
+			if c.mode == OCSPPrefer && cr.res == crlGood {
+				// A valid CRL decides without the network: use a cached
+				// answer if there is one, and ask the responder in the
+				// background (DESIGN.md invariant 11).
+				e = c.ocspCached(cert, issuer, now)
+			} else {
+				e = c.ocspLookup(ctx, cert, issuer, now)
+			}
 			switch {
 			case e == nil && c.mode == OCSPRequire:
 				unavailable = "OCSP required but the certificate names no responder"

@@ -134,6 +134,42 @@ func (c *Checker) ocspLookup(ctx context.Context, cert, issuer *x509.Certificate
 	}
 }
 
+// ocspCached is ocspLookup for a certificate whose CRL already decided:
+// it never waits. A usable cached answer is returned (and renewed ahead of
+// its end, as ocspLookup does); without one, a background query is
+// started, at most one per certificate at a time, and nil is returned.
+func (c *Checker) ocspCached(cert, issuer *x509.Certificate, now time.Time) *ocspEntry {
+	responder := c.responderFor(cert)
+	if responder == "" {
+		return nil
+	}
+	if e := c.ocsp.get(cert.Raw); e != nil && now.Before(e.expires) {
+		if e.status != ocspFailed && !now.Before(e.refreshAt) && e.refreshing.CompareAndSwap(false, true) {
+			c.refreshOCSP(e, cert, issuer, responder)
+		}
+		if e.status == ocspFailed {
+			return nil // the CRL decides; the failure is retried after ocspRetryAfter
+		}
+		return e
+	}
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	key := string(cert.Raw)
+	if c.closed || c.bgQueries[key] {
+		return nil
+	}
+	c.bgQueries[key] = true
+	c.wg.Go(func() {
+		c.flight.Do(key, func() (any, error) {
+			return c.fetchOCSP(cert, issuer, responder), nil
+		})
+		c.bgMu.Lock()
+		delete(c.bgQueries, key)
+		c.bgMu.Unlock()
+	})
+	return nil
+}
+
 // refreshOCSP renews e in the background; e stays in use meanwhile.
 func (c *Checker) refreshOCSP(e *ocspEntry, cert, issuer *x509.Certificate, responder string) {
 	c.bgMu.Lock()
