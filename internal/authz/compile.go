@@ -118,7 +118,7 @@ func compileRule(i int, r Rule, loadIssuer func(string) ([]*x509.Certificate, er
 			return cr, fail(field, value, iv)
 		}
 		for _, a := range attrs {
-			cr.add(a.field, func(id *identity.Identity) string { return a.match(id.Leaf.Subject.Names) })
+			cr.add(a.field, func(id *identity.Identity) string { return a.match(id.Leaf.RawSubject) })
 		}
 	}
 	return cr, nil

@@ -1,13 +1,17 @@
 package authz
 
 import (
+	"bytes"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"net"
 	"net/url"
 	"strings"
 	"testing"
+
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Field kinds FuzzEvaluate puts the fuzzed pattern and value into.
@@ -112,6 +116,9 @@ func fuzzRuleAndLeaf(kind uint8, pattern, value string) (Rule, *x509.Certificate
 	case fuzzCN:
 		r.Subject.CN = pattern
 		c.Subject.Names = []pkix.AttributeTypeAndValue{cn(value)}
+		// What crypto/x509 would put on the wire (PrintableString or
+		// UTF8String); nil when value cannot be encoded (invalid UTF-8).
+		c.RawSubject, _ = asn1.Marshal(pkix.Name{ExtraNames: c.Subject.Names}.ToRDNSequence())
 	}
 	if r.isZero() { // empty pattern: make Compile see a rule anyway
 		r.SANDNS = "unused.example.com"
@@ -133,6 +140,8 @@ func fuzzSelfMatches(kind uint8, leaf *x509.Certificate) bool {
 		return len(leaf.URIs) == 1
 	case fuzzIP:
 		return false // "10.0.0.1" vs "10.0.0.01"-style spellings are not literal
+	case fuzzCN:
+		return leaf.RawSubject != nil
 	}
 	return true
 }
@@ -197,4 +206,55 @@ func checkDNSInvariants(t *testing.T, pattern, value string, allowed bool) {
 	if strings.Count(v, ".") != strings.Count(p, ".") || !strings.HasSuffix(v, p[1:]) || strings.HasPrefix(v, ".") {
 		t.Fatalf("san_dns wildcard %q matched %q at another depth", pattern, value)
 	}
+}
+
+// FuzzSubjectRaw puts fuzzed bytes, under a fuzzed string tag, as the CN
+// of a raw subject and checks that a match means the certificate says
+// exactly the rule's value: no NUL, no decoding quirk, no case folding.
+func FuzzSubjectRaw(f *testing.F) {
+	for _, s := range []struct {
+		tag   uint8
+		value []byte
+		want  string
+	}{
+		{uint8(tagBMPString), bmp("partner-a\x00"), "partner-a"},
+		{uint8(tagBMPString), bmp("partner-a"), "partner-a"},
+		{uint8(tagBMPString), bmp("\x00partner-a"), "partner-a"},
+		{uint8(tagBMPString), append(bmp("partner-a"), 0), "partner-a"},
+		{uint8(tagUTF8String), []byte("partner-a\x00"), "partner-a"},
+		{uint8(tagPrintableString), []byte("partner-a"), "partner-a"},
+		{uint8(tagTeletexString), []byte("partner-a"), "partner-a"},
+		{uint8(tagUniversalString), []byte("\x00\x00\x00a"), "a"},
+		{uint8(tagIA5String), []byte("PARTNER-A"), "partner-a"},
+		{uint8(tagUTF8String), []byte("\u212aelvin"), "Kelvin"},
+		{uint8(tagBMPString), bmp("\u212aelvin"), "kelvin"},
+	} {
+		f.Add(s.tag, s.value, s.want)
+	}
+	f.Fuzz(func(t *testing.T, tag uint8, value []byte, want string) {
+		a := subjectAttr{field: "subject.cn", oid: oidCN, want: want}
+		if want == "" || strings.IndexByte(want, 0) >= 0 {
+			return // refused by Compile
+		}
+		a.compile()
+		raw := rawName(t, false, rawAttr{oidCN, cbasn1.Tag(tag % 31), value})
+		if a.match(raw) != "" {
+			return
+		}
+		switch cbasn1.Tag(tag % 31) {
+		case tagBMPString:
+			if !bytes.Equal(value, bmp(want)) {
+				t.Fatalf("BMPString %x matched %q", value, want)
+			}
+		case tagUTF8String, tagPrintableString, tagIA5String:
+			if string(value) != want {
+				t.Fatalf("string %q matched %q", value, want)
+			}
+		default:
+			t.Fatalf("tag %d matched", tag%31)
+		}
+		if bytes.IndexByte(value, 0) >= 0 && cbasn1.Tag(tag%31) != tagBMPString {
+			t.Fatalf("value with NUL %q matched", value)
+		}
+	})
 }
