@@ -16,6 +16,10 @@ const (
 	DefaultShutdown        = 30 * time.Second
 	DefaultMaxHeaderBytes  = 64 << 10
 	DefaultMaxBody         = 10 << 20
+	DefaultMaxChainLength  = 4
+	MaxMaxChainLength      = 10
+	DefaultMaxCRLSize      = 8 << 20
+	MaxMaxCRLSize          = 256 << 20
 )
 
 // ApplyDefaults replaces zero values with safe defaults. It is the only
@@ -27,6 +31,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.ClientAuth.Revocation.OCSP, "off")
 	setDefault(&c.ClientAuth.Revocation.Unavailable, "reject")
 	setDefault(&c.ClientAuth.Revocation.Refresh, Duration(DefaultCRLRefresh))
+	setDefault(&c.ClientAuth.Revocation.MaxCRLSize, Size(DefaultMaxCRLSize))
+	setDefault(&c.ClientAuth.MaxChainLength, DefaultMaxChainLength)
 	setDefault(&c.HSTS.MaxAge, Duration(DefaultHSTSMaxAge))
 	setDefault(&c.Timeouts.Handshake, Duration(DefaultHandshake))
 	setDefault(&c.Timeouts.ReadHeader, Duration(DefaultReadHeader))

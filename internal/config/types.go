@@ -73,6 +73,14 @@ type ClientAuth struct {
 	TrustedCAs []string `yaml:"trusted_cas"`
 	// Revocation configures CRL and OCSP checking.
 	Revocation Revocation `yaml:"revocation"`
+	// MaxChainLength bounds the certificates a client may present (leaf,
+	// intermediates, and the root if sent), checked before any signature.
+	// Default 4; at most 10.
+	MaxChainLength int `yaml:"max_chain_length"`
+	// AllowMissingEKU accepts client certificates that carry no extended
+	// key usage extension at all (what `openssl x509 -req` without
+	// -extfile makes). Default false; a warning is logged at startup.
+	AllowMissingEKU bool `yaml:"allow_missing_eku"`
 }
 
 // Revocation configures client certificate revocation checking.
@@ -92,6 +100,9 @@ type Revocation struct {
 	// (CRL past its nextUpdate, OCSP required and not answering): reject
 	// (default) or allow-with-warning (each such request is logged).
 	Unavailable string `yaml:"unavailable"`
+	// MaxCRLSize bounds one CRL's bytes; a larger one is refused before it
+	// is parsed. Default 8MiB; at most 256MiB.
+	MaxCRLSize Size `yaml:"max_crl_size"`
 }
 
 // HSTS configures Strict-Transport-Security.

@@ -163,6 +163,13 @@ func (c *Config) validateClientAuth(ps *problems) {
 	if r.Refresh < Duration(time.Second) {
 		ps.add("client_auth.revocation.refresh", "must be at least 1s")
 	}
+	if r.MaxCRLSize < 1<<10 || r.MaxCRLSize > MaxMaxCRLSize {
+		ps.add("client_auth.revocation.max_crl_size", "%d bytes is out of range (use 1KiB to 256MiB; default 8MiB)", int64(r.MaxCRLSize))
+	}
+	if a.MaxChainLength < 1 || a.MaxChainLength > MaxMaxChainLength {
+		ps.add("client_auth.max_chain_length", "%d is out of range (use 1 to %d: the leaf, its intermediates and the root; default %d)",
+			a.MaxChainLength, MaxMaxChainLength, DefaultMaxChainLength)
+	}
 }
 
 func (c *Config) validateHSTS(ps *problems) {

@@ -138,7 +138,11 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 		}
 	}
 	s.policyID = policyDigest(c.ClientAuth.Mode, cas)
-	s.verifier = &tlsconf.Verifier{Roots: pool, Required: c.ClientAuth.Mode == config.ModeRequire}
+	s.verifier = &tlsconf.Verifier{Roots: pool, Required: c.ClientAuth.Mode == config.ModeRequire,
+		MaxChainLength: c.ClientAuth.MaxChainLength, AllowMissingEKU: c.ClientAuth.AllowMissingEKU}
+	if c.ClientAuth.AllowMissingEKU && c.ClientAuth.Mode != config.ModeNone && !env.check {
+		env.log.Warn("client_auth.allow_missing_eku is on: client certificates without any extended key usage extension are accepted; reissue them with extendedKeyUsage=clientAuth and turn it off")
+	}
 	s.tls = tlsconf.ServerConfig(tlsconf.Params{
 		MinVersion:   minV,
 		CipherSuites: suites,
@@ -225,6 +229,7 @@ func (s *snapshot) provisionRevocation(f *config.File, cas []*x509.Certificate, 
 			OCSP:        revocation.OCSPMode(r.OCSP),
 			OCSPURL:     r.OCSPURL,
 			Unavailable: revocation.Unavailable(r.Unavailable),
+			MaxCRLSize:  int64(r.MaxCRLSize),
 			TrustedCAs:  cas,
 			Now:         env.now,
 			Log:         env.log,

@@ -60,3 +60,11 @@ func ReasonString(code int) string {
 	}
 	return fmt.Sprintf("reason(%d)", code)
 }
+
+// ReasonCode is the reason code the gateway reports for a revoked
+// certificate (tlsconf.ReasonCode reads it).
+func (e *RevokedError) ReasonCode() string { return "revoked" }
+
+// ReasonCode is the reason code the gateway reports when the revocation
+// status could not be established.
+func (e *UnavailableError) ReasonCode() string { return "revocation_unavailable" }

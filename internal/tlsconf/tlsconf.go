@@ -3,12 +3,7 @@ package tlsconf
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"slices"
-	"time"
-
-	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
 // Groups are the key exchange groups in preference order: the post-quantum
@@ -86,103 +81,4 @@ func ClientAuthType(mode string) tls.ClientAuthType {
 		return tls.RequestClientCert
 	}
 	return tls.NoClientCert
-}
-
-// ErrNoCertificate is returned when a certificate is required and none was sent.
-var ErrNoCertificate = errors.New("no client certificate presented")
-
-var (
-	errCAAsClient   = errors.New("a CA certificate cannot be used as a client certificate")
-	errNoClientAuth = errors.New("not valid for client authentication (the clientAuth extended key usage is missing)")
-)
-
-// Verifier verifies client certificate chains against the configured CAs
-// only, requiring the clientAuth EKU and checking validity at Now.
-type Verifier struct {
-	// Roots are the trusted CAs. If nil, every certificate is refused.
-	Roots *x509.CertPool
-	// Required makes a missing certificate an error.
-	Required bool
-	// Now returns the current time. If nil, time.Now is used.
-	Now func() time.Time
-}
-
-// Verify checks the certificates a client presented (leaf first) and
-// returns the verified identity. It returns (nil, nil) when no
-// certificate was presented and none is required.
-func (v *Verifier) Verify(certs []*x509.Certificate) (*identity.Identity, error) {
-	if len(certs) == 0 {
-		if v.Required {
-			return nil, ErrNoCertificate
-		}
-		return nil, nil
-	}
-	if v.Roots == nil {
-		return nil, errors.New("no trusted client CAs configured")
-	}
-	// crypto/x509 reads a missing EKU extension as "any usage"; a client
-	// certificate must name clientAuth itself (DESIGN.md invariant 2), and
-	// a CA certificate is never a client identity.
-	leaf := certs[0]
-	if leaf.IsCA {
-		return nil, &VerifyError{Leaf: leaf, Err: errCAAsClient}
-	}
-	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
-		return nil, &VerifyError{Leaf: leaf, Err: errNoClientAuth}
-	}
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
-	}
-	opts := x509.VerifyOptions{
-		Roots:       v.Roots,
-		CurrentTime: now(),
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if len(certs) > 1 {
-		opts.Intermediates = x509.NewCertPool()
-		for _, c := range certs[1:] {
-			opts.Intermediates.AddCert(c)
-		}
-	}
-	chains, err := certs[0].Verify(opts)
-	if err != nil {
-		return nil, &VerifyError{Leaf: certs[0], Err: err}
-	}
-	return identity.New(chains[0]), nil
-}
-
-// VerifyError is a client chain that failed verification; it names the
-// certificate so that logs can say who was refused and why.
-type VerifyError struct {
-	Leaf *x509.Certificate
-	Err  error
-}
-
-func (e *VerifyError) Error() string {
-	return fmt.Sprintf("client certificate (subject %q, serial %s, issuer %q): %s",
-		e.Leaf.Subject, e.Leaf.SerialNumber.Text(16), e.Leaf.Issuer, Reason(e.Err))
-}
-
-func (e *VerifyError) Unwrap() error { return e.Err }
-
-// Reason explains a verification error in words an operator can act on.
-func Reason(err error) string {
-	var inv x509.CertificateInvalidError
-	var ua x509.UnknownAuthorityError
-	switch {
-	case errors.As(err, &inv):
-		switch inv.Reason {
-		case x509.Expired:
-			return "expired or not yet valid: " + inv.Detail
-		case x509.IncompatibleUsage:
-			return "not valid for client authentication (the clientAuth extended key usage is missing)"
-		case x509.NotAuthorizedToSign:
-			return "issued by a certificate that is not a CA"
-		}
-		return inv.Error()
-	case errors.As(err, &ua):
-		return "not issued by a trusted client CA"
-	}
-	return err.Error()
 }
