@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/keypolicy"
 	"github.com/gatehouse/gatehouse/internal/pki/store"
 	"github.com/gatehouse/gatehouse/internal/units"
 )
@@ -187,6 +188,11 @@ func validDNSName(s string) bool {
 // checks it against the CA's chain (which enforces the name constraints)
 // and records it. A serial collision, however unlikely, is retried.
 func (ca *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, p Profile) (*Issued, error) {
+	// Every issuance path ends here: the CA issues only keys the gateway
+	// accepts (internal/keypolicy).
+	if err := keypolicy.Check(pub); err != nil {
+		return nil, err
+	}
 	key, err := ca.signer()
 	if err != nil {
 		return nil, err

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/keypolicy"
 )
 
 // ErrBadCSR is returned for a CSR that cannot be parsed, whose signature
@@ -26,6 +28,10 @@ func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
+	}
+	// The key policy first: a huge RSA key costs more to check than to refuse.
+	if err := keypolicy.Check(csr.PublicKey); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
 	}
 	if err := csr.CheckSignature(); err != nil {
@@ -57,6 +63,9 @@ var (
 // what they asked for.
 func (ca *CA) Sign(csr *x509.CertificateRequest, req SignRequest) (*Issued, error) {
 	cn := csr.Subject.CommonName
+	if err := keypolicy.Check(csr.PublicKey); err != nil {
+		return nil, fmt.Errorf("sign CSR %q: %w: %v", cn, ErrBadCSR, err)
+	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("sign CSR %q: %w: signature does not verify: %v", cn, ErrBadCSR, err)
 	}
