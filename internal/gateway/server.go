@@ -202,8 +202,7 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 		// when Certificates is empty; the stapled copy must always win.
 		cfg.Certificates = nil
 	}
-	cfg.WrapSession = s.wrapSession(snap)
-	cfg.UnwrapSession = s.unwrapSession(snap)
+	cfg.WrapSession, cfg.UnwrapSession = s.sessionTickets(snap)
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		// Runs on every handshake, full or resumed, against the policy in
 		// force now (DESIGN.md invariant 3).
