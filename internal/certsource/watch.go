@@ -17,14 +17,21 @@ import (
 // Watcher reports when the content of any of a set of files changes. It
 // watches the directories that hold them, not the files: an atomic rename
 // or a symlink swap (as Kubernetes does for mounted secrets) replaces the
-// file a watch would be on. Events are debounced, and a change is reported
-// only when the content differs, so a touch or a partial write sequence
-// triggers one reload, not many. A periodic check backs up the events
-// (network file systems deliver none).
+// file a watch would be on. Only events on the files themselves and on the
+// symlinks they resolve through count: a log written beside the
+// configuration does not. Events are debounced, with the wait bounded from
+// the first event, and a change is reported only when the content
+// differs, so a touch or a partial write sequence triggers one reload, not
+// many. A periodic check backs up the events (network file systems
+// deliver none).
 type Watcher struct {
 	// Debounce is how long to wait after the last event before comparing.
 	// If zero, 200ms.
 	Debounce time.Duration
+	// MaxDelay bounds the wait from the first event of a burst to the
+	// comparison, however long events keep coming. If zero, 10 times
+	// Debounce.
+	MaxDelay time.Duration
 	// Poll is the fallback interval for comparing without an event. If
 	// zero, 30s.
 	Poll time.Duration
@@ -33,6 +40,7 @@ type Watcher struct {
 
 	mu     sync.Mutex
 	files  []string
+	names  map[string]bool // the files and the symlinks they resolve through
 	digest [32]byte
 	kick   chan struct{}
 	// watching, if not nil, is closed once Run has added its watches
@@ -60,7 +68,50 @@ func (w *Watcher) SetFiles(files []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.files = abs
+	w.names = relevantNames(abs)
 	w.digest = digestFiles(abs)
+}
+
+// relevantNames are the paths whose events may change files: each file,
+// and every symlink on the way to its content (Kubernetes' "..data").
+func relevantNames(files []string) map[string]bool {
+	names := make(map[string]bool, len(files))
+	for _, f := range files {
+		names[f] = true
+		p := f
+		for range 16 { // symlink hops; a loop ends here
+			target, ok := firstSymlink(p)
+			if !ok {
+				break
+			}
+			names[target.link] = true
+			p = target.next
+		}
+	}
+	return names
+}
+
+type hop struct{ link, next string }
+
+// firstSymlink finds the first symlink among p and its ancestors and
+// returns it with p rewritten through its target.
+func firstSymlink(p string) (hop, bool) {
+	for a := p; a != filepath.Dir(a); a = filepath.Dir(a) {
+		fi, err := os.Lstat(a)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			continue
+		}
+		t, err := os.Readlink(a)
+		if err != nil {
+			return hop{}, false
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(filepath.Dir(a), t)
+		}
+		rest, _ := filepath.Rel(a, p)
+		return hop{link: a, next: filepath.Join(t, rest)}, true
+	}
+	return hop{}, false
 }
 
 // Check asks the watcher to compare now (for example on SIGHUP).
@@ -81,6 +132,10 @@ func (w *Watcher) Run(ctx context.Context, changed func()) {
 	}
 	if poll == 0 {
 		poll = 30 * time.Second
+	}
+	maxDelay := w.MaxDelay
+	if maxDelay == 0 {
+		maxDelay = 10 * debounce
 	}
 	log := w.Log
 	if log == nil {
@@ -124,9 +179,13 @@ func (w *Watcher) Run(ctx context.Context, changed func()) {
 	defer ticker.Stop()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var burst time.Time // first event not yet compared; zero if none
 	compare := func() {
+		burst = time.Time{}
+		timer.Stop()
 		w.mu.Lock()
 		files, old := w.files, w.digest
+		w.names = relevantNames(files) // a symlink swap moves the targets
 		w.mu.Unlock()
 		if digestFiles(files) == old {
 			return
@@ -139,9 +198,14 @@ func (w *Watcher) Run(ctx context.Context, changed func()) {
 		case <-ctx.Done():
 			return
 		case ev := <-events:
-			if w.concerns(ev.Name) {
-				timer.Reset(debounce)
+			if !w.concerns(ev.Name) {
+				continue
 			}
+			now := time.Now()
+			if burst.IsZero() {
+				burst = now
+			}
+			timer.Reset(min(debounce, max(burst.Add(maxDelay).Sub(now), 0)))
 		case err := <-errs:
 			log.Warn("file watch error", "err", err)
 		case <-timer.C:
@@ -155,18 +219,12 @@ func (w *Watcher) Run(ctx context.Context, changed func()) {
 }
 
 // concerns reports whether an event on name may change a watched file:
-// the file itself, or anything else in its directory (a symlink swap
-// changes "..data", not the file's own name).
+// the file itself, or a symlink it resolves through (a Kubernetes secret
+// update swaps "..data", not the file's own name).
 func (w *Watcher) concerns(name string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	dir := filepath.Dir(name)
-	for _, f := range w.files {
-		if f == name || filepath.Dir(f) == dir {
-			return true
-		}
-	}
-	return false
+	return w.names[filepath.Clean(name)]
 }
 
 // digestFiles hashes the names and contents of files; a missing or

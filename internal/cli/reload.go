@@ -63,7 +63,17 @@ func (r *reloader) reload(reason string) {
 		err = r.gw.Reload(f)
 	}
 	if err != nil {
-		r.log.Error("reload refused; the running configuration keeps serving", "trigger", reason, "err", err)
+		// What was tried becomes the baseline: only a new change (or a
+		// SIGHUP) tries again, never the same refused content in a loop.
+		// The refused configuration's files are watched too, so that the
+		// missing file it names is seen when it appears.
+		files := r.current.Files()
+		if f != nil {
+			files = append(files, f.Files()...)
+		}
+		r.watcher.SetFiles(files)
+		r.log.Error("reload refused; the running configuration keeps serving until the files change again or SIGHUP",
+			"trigger", reason, "err", err)
 		return
 	}
 	for _, field := range restartOnly(&r.current.Config, &f.Config) {
