@@ -92,4 +92,3 @@ func waitLog(t *testing.T, logs *syncBuf, sub string, n int) {
 	}
 	t.Fatalf("log never said %q %d times", sub, n)
 }
-
