@@ -72,6 +72,9 @@ func serve(ctx context.Context, env *Env, path string, ready func(addr net.Addr)
 	if err != nil {
 		return usageError(err)
 	}
+	for _, w := range secretFileWarnings(f) {
+		logger.Warn("private file readable by group or others: " + w)
+	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -150,6 +153,9 @@ func checkConfig(stdout, stderr io.Writer, path string) error {
 	}
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
+	}
+	for _, w := range secretFileWarnings(f) {
+		fmt.Fprintln(stderr, "warning: "+w)
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d routes, %d certificates, client_auth %s)\n",
 		path, len(f.Config.Routes), len(f.Config.ServerTLS.Certificates), f.Config.ClientAuth.Mode)
