@@ -4,12 +4,21 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/units"
+)
+
+// At most ocspRefusedBurst refused OCSP requests are logged one by one per
+// ocspRefusedWindow; the rest are summarized.
+// (Variables, so that a test can shorten the window.)
+var (
+	ocspRefusedBurst  = 10
+	ocspRefusedWindow = time.Minute
 )
 
 func newCAServeCmd(env *Env) *cobra.Command {
@@ -56,7 +65,14 @@ within --poll at worst.`,
 				return err
 			}
 			defer ca.Close()
-			log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+			// The passphrase has been used: a long-running server keeps it
+			// out of its environment, so that no child process and no
+			// os.Environ caller sees it. (/proc/PID/environ still shows the
+			// initial environment to the same user and root: prefer
+			// --passphrase-file.)
+			os.Unsetenv(passphraseEnv)
+			log := slog.New(newBoundedHandler(slog.NewTextHandler(env.Stderr, nil),
+				"ca serve: OCSP request refused", ocspRefusedBurst, ocspRefusedWindow))
 			srv, err := pki.NewServer(ca, pki.ServerOptions{Poll: p, Logger: log, OCSPSignerValidity: life})
 			if err != nil {
 				return err
