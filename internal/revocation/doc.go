@@ -9,4 +9,9 @@
 // happens beforehand or in the background, and a failure never removes a
 // good CRL or response before its nextUpdate; past that, Config.Unavailable
 // decides (reject by default: never fail open).
+//
+// Revocation data is verified before it is held (DESIGN.md invariant 11):
+// a CRL must be signed by the CA its issuer name designates, and one of an
+// intermediate not seen yet decides nothing until it verifies against
+// that intermediate in a verified client chain.
 package revocation
