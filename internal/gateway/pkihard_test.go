@@ -4,11 +4,13 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -129,5 +131,46 @@ func TestNoEKUCertificateTeachesAndOptIn(t *testing.T) {
 	serverOnly := p.inter.Leaf(t, testpki.LeafOptions{CN: "server-only", EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	if st := tryGet(optIn.addr, p.clientTLS(serverOnly, "localhost")); st != 0 {
 		t.Fatalf("serverAuth-only certificate with allow_missing_eku: status %d, want refused", st)
+	}
+}
+
+// The openssl tutorial recipe, end to end with openssl and curl (issue 12
+// item 1): `openssl x509 -req` without -extfile makes a certificate with
+// no EKU. It is refused, the log line names the fix, and with
+// allow_missing_eku the same curl gets 200.
+func TestOpenSSLRecipeCertificate(t *testing.T) {
+	requireOpenSSL(t)
+	requireCurl(t)
+	p := newPKI(t)
+	be := newBackend(t)
+	der, err := x509.MarshalPKCS8PrivateKey(p.inter.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testpki.WriteFile(t, p.dir+"/inter-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	p.inter.WriteCert(t, p.dir, "inter.pem")
+	mustRun(t, p.dir, "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", "c-key.pem", "-out", "c.csr", "-subj", "/CN=openssl-client")
+	mustRun(t, p.dir, "openssl", "x509", "-req", "-in", "c.csr", "-CA", "inter.pem", "-CAkey", "inter-key.pem",
+		"-CAcreateserial", "-out", "c.pem", "-days", "1")
+	leaf, _ := os.ReadFile(p.dir + "/c.pem")
+	testpki.WriteFile(t, p.dir+"/c-chain.pem", append(leaf, p.inter.CertPEM()...))
+
+	curl := func(g *gw) (string, error) {
+		_, port, _ := strings.Cut(g.addr, ":")
+		return run(t, p.dir, "curl", "-sS", "--resolve", "localhost:"+port+":127.0.0.1", "--cacert", "ca.pem",
+			"--cert", "c-chain.pem", "--key", "c-key.pem", "-o", "/dev/null", "-w", "%{http_code}", "https://localhost:"+port+"/x")
+	}
+	yaml := baseConfig(p, be.URL, "")
+	g := startGateway(t, p.dir, yaml)
+	if out, err := curl(g); err == nil && strings.HasSuffix(out, "200") {
+		t.Fatalf("openssl-recipe certificate accepted by default: %s", out)
+	}
+	eventually(t, "refusal logged with the fix", func() bool {
+		return strings.Contains(g.auditLog(), "extendedKeyUsage=clientAuth") && strings.Contains(g.auditLog(), "openssl-client")
+	})
+	optIn := startGateway(t, p.dir, strings.Replace(yaml, "trusted_cas: [ca.pem]", "trusted_cas: [ca.pem]\n  allow_missing_eku: true", 1))
+	if out, err := curl(optIn); err != nil || out != "200" {
+		t.Fatalf("with allow_missing_eku: %v %s", err, out)
 	}
 }
