@@ -57,6 +57,10 @@ const (
 	DefaultMaxCRLSize = 8 << 20
 )
 
+// maxLearnt bounds the intermediates a checker remembers from the one it
+// replaces.
+const maxLearnt = 256
+
 // Config configures a Checker.
 type Config struct {
 	// CRLs are the CRL sources: file paths (already resolved against the
@@ -150,13 +154,23 @@ func New(ctx context.Context, cfg Config, prev *Checker) (*Checker, error) {
 	if prev != nil {
 		// Intermediates prev's CRLs verified against stay known: a CRL
 		// naming one of them must be signed by it.
-		for _, ps := range prev.sources {
-			for _, d := range []*crlData{ps.cur.Load(), ps.pending.Load()} {
-				if d != nil {
-					c.learnt = append(c.learnt, d.knownIssuers()...)
+		seen := map[string]bool{}
+		learn := func(cas []*x509.Certificate) {
+			for _, ca := range cas {
+				if !seen[string(ca.Raw)] && len(c.learnt) < maxLearnt {
+					seen[string(ca.Raw)] = true
+					c.learnt = append(c.learnt, ca)
 				}
 			}
 		}
+		for _, ps := range prev.sources {
+			for _, d := range []*crlData{ps.cur.Load(), ps.pending.Load()} {
+				if d != nil {
+					learn(d.knownIssuers())
+				}
+			}
+		}
+		learn(prev.learnt)
 	}
 	for _, name := range cfg.CRLs {
 		s, err := newSource(name)
