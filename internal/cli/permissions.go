@@ -9,11 +9,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 )
 
-// secretFileWarnings names each private key or passphrase file the
+// secretFileWarnings lists what `config check` and `serve` warn about:
+// each private key or passphrase file the
 // configuration points at that group or others may read, located as a
 // config error is (file:line: field: problem (fix)). They are warnings,
 // not errors: the file may sit on a volume whose modes the operator does
-// not control, but a key readable by others should be a choice.
+// not control, but a key readable by others should be a choice. It also
+// names client_auth.allow_missing_eku when it is on.
 func secretFileWarnings(f *config.File) []string {
 	c := &f.Config
 	var out []string
@@ -38,6 +40,10 @@ func secretFileWarnings(f *config.File) []string {
 		if u := r.UpstreamTLS; u != nil {
 			check("routes["+strconv.Itoa(i)+"].upstream_tls.key", u.Key)
 		}
+	}
+	if c.ClientAuth.AllowMissingEKU && c.ClientAuth.Mode != config.ModeNone {
+		out = append(out, fmt.Sprintf("%s:%d: client_auth.allow_missing_eku: client certificates without any extended key usage extension are accepted "+
+			"(reissue them with extendedKeyUsage=clientAuth, then remove this setting)", f.Path, f.Line("client_auth.allow_missing_eku")))
 	}
 	return out
 }

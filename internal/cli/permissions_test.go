@@ -46,3 +46,24 @@ routes:
 		}
 	}
 }
+
+func TestConfigCheckWarnsAllowMissingEKU(t *testing.T) {
+	dir := t.TempDir()
+	root := testpki.NewRoot(t, "root")
+	root.WriteCert(t, dir, "ca.pem")
+	root.Server(t, "localhost").Write(t, dir, "server")
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	testpki.WriteFile(t, cfg, []byte(`server_tls:
+  certificates: [{cert: server.pem, key: server-key.pem}]
+client_auth:
+  trusted_cas: [ca.pem]
+  allow_missing_eku: true
+routes:
+  - { name: api, backend: "http://127.0.0.1:9001" }
+`))
+	var stdout, stderr bytes.Buffer
+	code := Run(&Env{Stdout: &stdout, Stderr: &stderr}, []string{"config", "check", "--config", cfg})
+	if want := "warning: " + cfg + ":5: client_auth.allow_missing_eku:"; code != 0 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("exit %d, stderr %q, want %q", code, stderr.String(), want)
+	}
+}

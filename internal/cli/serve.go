@@ -73,7 +73,7 @@ func serve(ctx context.Context, env *Env, path string, ready func(addr net.Addr)
 		return usageError(err)
 	}
 	for _, w := range secretFileWarnings(f) {
-		logger.Warn("private file readable by group or others: " + w)
+		logger.Warn("config: " + w)
 	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
