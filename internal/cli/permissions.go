@@ -9,13 +9,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 )
 
-// secretFileWarnings lists what `config check` and `serve` warn about:
-// each private key or passphrase file the
+// secretFileWarnings names each private key or passphrase file the
 // configuration points at that group or others may read, located as a
 // config error is (file:line: field: problem (fix)). They are warnings,
 // not errors: the file may sit on a volume whose modes the operator does
-// not control, but a key readable by others should be a choice. It also
-// names client_auth.allow_missing_eku when it is on.
+// not control, but a key readable by others should be a choice.
 func secretFileWarnings(f *config.File) []string {
 	c := &f.Config
 	var out []string
@@ -41,6 +39,15 @@ func secretFileWarnings(f *config.File) []string {
 			check("routes["+strconv.Itoa(i)+"].upstream_tls.key", u.Key)
 		}
 	}
+	return out
+}
+
+// checkWarnings is what `config check` warns about: secretFileWarnings,
+// and client_auth.allow_missing_eku when it is on (serve logs that one at
+// every start and reload from the gateway itself).
+func checkWarnings(f *config.File) []string {
+	c := &f.Config
+	out := secretFileWarnings(f)
 	if c.ClientAuth.AllowMissingEKU && c.ClientAuth.Mode != config.ModeNone {
 		out = append(out, fmt.Sprintf("%s:%d: client_auth.allow_missing_eku: client certificates without any extended key usage extension are accepted "+
 			"(reissue them with extendedKeyUsage=clientAuth, then remove this setting)", f.Path, f.Line("client_auth.allow_missing_eku")))

@@ -154,7 +154,7 @@ func checkConfig(stdout, stderr io.Writer, path string) error {
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
-	for _, w := range secretFileWarnings(f) {
+	for _, w := range checkWarnings(f) {
 		fmt.Fprintln(stderr, "warning: "+w)
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d routes, %d certificates, client_auth %s)\n",
