@@ -299,6 +299,21 @@ func (d *crlData) storeVerified(issuer *x509.Certificate, ok bool) {
 	d.verified.Store(&m)
 }
 
+// failedOnly reports whether the CRL was checked against an issuer and
+// never verified.
+func (d *crlData) failedOnly() bool {
+	m := d.verified.Load()
+	if m == nil || len(*m) == 0 {
+		return false
+	}
+	for _, c := range *m {
+		if c != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // knownIssuers returns the issuer certificates the CRL verified with.
 func (d *crlData) knownIssuers() []*x509.Certificate {
 	var out []*x509.Certificate

@@ -70,6 +70,7 @@ type source struct {
 	fi            os.FileInfo // file last read
 	etag, lastMod string
 	nextFetch     time.Time
+	fetched       time.Time // when the last read started
 	expiredLogged bool
 }
 
@@ -99,6 +100,12 @@ func (c *Checker) refreshSource(ctx context.Context, s *source, force, initial b
 		c.log.Error("CRL: past its nextUpdate and no newer one loaded; the unavailable policy now applies to its CA's clients",
 			"source", s.name, "issuer", cur.issuerName, "crl_number", numberString(cur.number), "next_update", cur.nextUpdate)
 	}
+	if p := s.pending.Load(); p != nil && p.failedOnly() {
+		// The CRL held pending proved not to be the issuer's, and that
+		// issuer's clients are refused meanwhile: ask the source again
+		// soon rather than at the next refresh.
+		s.nextFetch = minTime(s.nextFetch, s.fetched.Add(min(c.refresh, retryAfterFailure)))
+	}
 	if !force && now.Before(s.nextFetch) {
 		if s.url != nil {
 			return false, nil
@@ -110,6 +117,7 @@ func (c *Checker) refreshSource(ctx context.Context, s *source, force, initial b
 			return false, nil
 		}
 	}
+	s.fetched = now
 	data, notModified, err := c.read(ctx, s)
 	if err != nil {
 		s.nextFetch = now.Add(min(c.refresh, retryAfterFailure))

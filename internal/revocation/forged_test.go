@@ -210,3 +210,24 @@ func TestForgedCRLBesideGenuine(t *testing.T) {
 		wantErr(t, c.Check(ctx, verified(t, bad, root)), ErrRevoked)
 	}
 }
+
+// A pending CRL that proves forged makes its source be asked again within
+// retryAfterFailure, not at the next refresh: the window in which the
+// intermediate's clients are refused is short.
+func TestForgedPendingCRLRefetchedSoon(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	root := testpki.NewRoot(t, "root")
+	inter := root.Intermediate(t, "inter")
+	good := inter.Client(t, "good")
+	srv := newFileServer(t, forgedOtherAKI(t, inter, e.clock.Now()))
+	c := e.newChecker(Config{CRLs: []string{srv.URL}, TrustedCAs: []*x509.Certificate{root.Cert}, Refresh: time.Hour}, nil)
+	wantErr(t, c.Check(ctx, verified(t, good, root)), ErrUnavailable)
+	srv.set(e.crl(inter, 1), http.StatusOK)
+	e.clock.Add(retryAfterFailure)
+	c.refreshAll(ctx, false)
+	if n := srv.hits.Load(); n != 2 {
+		t.Fatalf("%d fetches, want the source asked again after %v", n, retryAfterFailure)
+	}
+	wantErr(t, c.Check(ctx, verified(t, good, root)), nil)
+}
