@@ -82,7 +82,7 @@ func Authority(raw string) (host, port string, err error) {
 		return fail(ErrEmptyAuthority)
 	}
 	h = strings.TrimSuffix(h, ".")
-	if h == "" {
+	if h == "" || h[len(h)-1] == '.' {
 		return fail(ErrAuthorityLabel)
 	}
 	lower := false

@@ -33,6 +33,8 @@ func TestAuthority(t *testing.T) {
 		{":443", ErrEmptyAuthority},
 		{".", ErrAuthorityLabel},
 		{"a..example", ErrAuthorityLabel},
+		{"0..", ErrAuthorityLabel},
+		{"a.example..:443", ErrAuthorityLabel},
 		{".a.example", ErrAuthorityLabel},
 		// A second host hidden in the authority (issue 9 item 3).
 		{"a.example:443,b.example", ErrAuthorityPort},
