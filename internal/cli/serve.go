@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,7 +22,7 @@ import (
 func newServeCmd(env *Env) *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
-		Use:   "serve --config FILE",
+		Use:   "serve [--config FILE]",
 		Short: "Run the gateway",
 		Long: `Run the gateway with the configuration in FILE until SIGINT or SIGTERM,
 then stop accepting connections and drain in-flight requests.
@@ -31,14 +30,18 @@ then stop accepting connections and drain in-flight requests.
 The configuration and every file it names (certificates, keys, CAs, CRL
 files) are reloaded when they change and on SIGHUP: the new state is built
 completely, then swapped in; an invalid one is refused with its reason in
-the log while the old one keeps serving.`,
+the log while the old one keeps serving. Without --config: $GATEHOUSE_CONFIG,
+else /etc/gatehouse/gatehouse.yaml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serve(cmd.Context(), env, path, nil)
+			p, err := configPath(env, path, nil)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), env, p, nil)
 		},
 	}
-	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
-	cmd.MarkFlagRequired("config")
+	addConfigFlag(cmd, &path)
 	return cmd
 }
 
@@ -119,47 +122,25 @@ func newConfigCmd(env *Env) *cobra.Command {
 	}
 	var path string
 	check := &cobra.Command{
-		Use:   "check --config FILE",
+		Use:   "check [FILE | --config FILE]",
 		Short: "Validate a configuration file and every file it names",
 		Long: `Validate FILE: strict YAML, safe values, and every certificate, key and
-CA it names loads. Exit 0 when valid; otherwise print each problem as
-FILE:LINE: FIELD: PROBLEM and exit 1.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return checkConfig(env.Stdout, env.Stderr, path)
+CA it names loads. Every problem of the file is reported in one run. Exit 0
+when valid; otherwise print each problem as FILE:LINE: FIELD: PROBLEM and
+exit 1. Without FILE or --config: $GATEHOUSE_CONFIG, else
+/etc/gatehouse/gatehouse.yaml.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := configPath(env, path, args)
+			if err != nil {
+				return err
+			}
+			return checkConfig(env.Stdout, env.Stderr, p)
 		},
 	}
-	check.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
-	check.MarkFlagRequired("config")
+	addConfigFlag(check, &path)
 	cmd.AddCommand(check)
 	return cmd
-}
-
-func checkConfig(stdout, stderr io.Writer, path string) error {
-	f, err := config.Load(path)
-	if err == nil {
-		err = gateway.Check(f)
-	}
-	var errs config.Errors
-	if errors.As(err, &errs) {
-		for _, e := range errs {
-			fmt.Fprintln(stderr, e)
-		}
-		noun := "problems"
-		if len(errs) == 1 {
-			noun = "problem"
-		}
-		return &exitError{code: ExitError, err: fmt.Errorf("%s: %d %s", path, len(errs), noun)}
-	}
-	if err != nil {
-		return &exitError{code: ExitError, err: err}
-	}
-	for _, w := range checkWarnings(f) {
-		fmt.Fprintln(stderr, "warning: "+w)
-	}
-	fmt.Fprintf(stdout, "%s: OK (%d routes, %d certificates, client_auth %s)\n",
-		path, len(f.Config.Routes), len(f.Config.ServerTLS.Certificates), f.Config.ClientAuth.Mode)
-	return nil
 }
 
 // reopenOnSIGUSR1 flushes and reopens the audit log on SIGUSR1, the

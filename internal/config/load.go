@@ -94,14 +94,38 @@ func Load(path string) (*File, error) {
 	return Parse(path, data)
 }
 
+// LoadAll is ParseAll for the file at path.
+func LoadAll(path string) (*File, Errors) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Err: fmt.Errorf("read config: %w", err)}}
+	}
+	return ParseAll(path, data)
+}
+
 // maxConfigSize bounds what Parse accepts, so a wrong file (a log, a
 // binary) is refused instead of exhausting memory.
 const maxConfigSize = 4 << 20
 
 // Parse is Load for data already read from path.
 func Parse(path string, data []byte) (*File, error) {
+	f, errs := ParseAll(path, data)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return f, nil
+}
+
+// ParseAll reports every problem of the file in one pass: keys, kinds and
+// values the YAML tree shows, then the semantic checks of Validate on what
+// could be decoded. It returns the decoded, defaulted configuration even
+// when there are problems (so that `config check` can go on to load the
+// files it names), or nil when the file cannot be decoded at all (invalid
+// YAML, empty, too large). Problems are in file order; a field with a
+// problem of its kind or value is not also reported as missing.
+func ParseAll(path string, data []byte) (*File, Errors) {
 	f := &File{Path: path, lines: map[string]int{}}
-	fail := func(line int, field string, err error) error {
+	fail := func(line int, field string, err error) Errors {
 		return Errors{{File: path, Line: line, Field: field, Err: err}}
 	}
 	if len(data) > maxConfigSize {
@@ -110,35 +134,69 @@ func Parse(path string, data []byte) (*File, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, msg := yamlErrorLine(err)
-		return nil, fail(line, "", fmt.Errorf("invalid YAML: %s", msg))
+		line, msg = syntaxProblem(data, line, msg)
+		return nil, fail(line, "", errors.New(msg))
 	}
 	if len(doc.Content) == 0 {
 		return nil, fail(0, "", errors.New("file is empty (see the README for an example configuration)"))
 	}
 	root := doc.Content[0]
 	var errs Errors
-	check(root, reflect.TypeOf(Config{}), "", f.lines, func(line int, field string, err error) {
+	meant := map[string]bool{} // fields an unknown key was a near miss of
+	check(root, reflect.TypeOf(Config{}), "", f.lines, meant, func(line int, field string, err error) {
 		errs = append(errs, &FieldError{File: path, Line: line, Field: field, Err: err})
 	})
-	if len(errs) > 0 {
-		return nil, errs
-	}
+	// check has replaced what it refused by empty values, so the rest
+	// decodes and is validated in the same run.
 	if err := root.Decode(&f.Config); err != nil {
-		// check has verified every key and scalar; what is left is
-		// structural, such as a key written twice.
 		line, msg := yamlErrorLine(err)
-		return nil, fail(line, "", fmt.Errorf("invalid YAML: %s", msg))
+		return nil, append(errs, &FieldError{File: path, Line: line, Err: fmt.Errorf("invalid YAML: %s", msg)})
 	}
 	f.Config.ApplyDefaults()
-	if verrs := f.Config.Validate(); len(verrs) > 0 {
-		for _, ve := range verrs {
-			errs = append(errs, &FieldError{File: path, Line: f.Line(ve.Field), Field: ve.Field, Err: ve.Err})
+	refused := errs
+	for _, ve := range f.Config.Validate() {
+		if Related(refused, ve.Field) || meant[ve.Field] {
+			continue
 		}
-		// In file order, as a reader fixing them goes.
-		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
-		return nil, errs
+		errs = append(errs, &FieldError{File: path, Line: f.Line(ve.Field), Field: ve.Field, Err: ve.Err})
 	}
-	return f, nil
+	errs.Sort()
+	return f, errs
+}
+
+// Sort orders es by line, as a reader fixing them goes; problems on one
+// line keep their order, and those of no line (a missing section) come
+// last.
+func (es Errors) Sort() {
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i].Line, es[j].Line
+		if a == 0 || b == 0 {
+			return b == 0 && a != 0
+		}
+		return a < b
+	})
+}
+
+// Related reports whether es already has a problem with field, with a
+// field inside it or with a field it is inside of: a value refused for its
+// kind is not reported again as missing, a certificate entry whose cert is
+// missing is not reported again as unreadable.
+func Related(es Errors, field string) bool {
+	for _, e := range es {
+		if _, dup := e.Err.(duplicateKey); dup {
+			continue // the first value stands and is checked
+		}
+		if e.Field == "" || field == "" || e.Field == field || within(field, e.Field) || within(e.Field, field) {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether field p lies inside field parent
+// ("routes[0].path" inside "routes[0]" and "routes").
+func within(p, parent string) bool {
+	return strings.HasPrefix(p, parent) && len(p) > len(parent) && (p[len(parent)] == '.' || p[len(parent)] == '[')
 }
 
 var (
@@ -147,12 +205,19 @@ var (
 )
 
 // check walks the YAML tree alongside the Go type, recording the line of
-// every field and reporting unknown keys (naming the allowed ones), wrong
-// kinds and unparsable scalars. Doing this before Decode gives every error
-// a field path, which yaml's own errors lack.
-func check(n *yaml.Node, t reflect.Type, path string, lines map[string]int, report func(int, string, error)) {
+// every field and reporting unknown keys (naming the allowed ones and the
+// likely intended one), keys written twice, wrong kinds and unparsable
+// scalars. Doing this before Decode gives every error a field path, which
+// yaml's own errors lack. What it refuses it replaces by an empty value (or
+// removes, for keys), so that Decode and Validate can report the rest of
+// the file in the same run.
+func check(n *yaml.Node, t reflect.Type, path string, lines map[string]int, meant map[string]bool, report func(int, string, error)) {
+	refuse := func(err error) {
+		report(n.Line, path, err)
+		*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+	}
 	if n.Kind == yaml.AliasNode {
-		report(n.Line, path, errors.New("YAML aliases are not supported; write the value out"))
+		refuse(errors.New("YAML aliases are not supported; write the value out"))
 		return
 	}
 	if path != "" {
@@ -167,53 +232,104 @@ func check(n *yaml.Node, t reflect.Type, path string, lines map[string]int, repo
 	switch {
 	case t == durationType:
 		if n.Kind != yaml.ScalarNode {
-			report(n.Line, path, errors.New("expected a duration such as 30s, 15m, 90d or 2y"))
+			refuse(errors.New("expected a duration such as 30s, 15m, 90d or 2y"))
 		} else if _, err := units.ParseDuration(n.Value); err != nil {
-			report(n.Line, path, err)
+			refuse(err)
 		}
 		return
 	case t == sizeType:
 		if n.Kind != yaml.ScalarNode {
-			report(n.Line, path, errors.New("expected a size such as 65536, 64KiB or 1MiB"))
+			refuse(errors.New("expected a size such as 65536, 64KiB or 1MiB"))
 		} else if _, err := units.ParseSize(n.Value); err != nil {
-			report(n.Line, path, err)
+			refuse(err)
 		}
 		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			report(n.Line, path, fmt.Errorf("expected a mapping with keys: %s", strings.Join(yamlKeys(t), ", ")))
+			refuse(fmt.Errorf("expected a mapping with keys: %s", strings.Join(yamlKeys(t), ", ")))
 			return
 		}
 		fields := yamlFields(t)
+		seen := map[string]int{}
+		kept := n.Content[:0:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			field := joinPath(path, k.Value)
 			sf, ok := fields[k.Value]
 			if !ok {
-				report(k.Line, joinPath(path, k.Value), fmt.Errorf("unknown key (allowed: %s)", strings.Join(yamlKeys(t), ", ")))
+				best, err := unknownKey(k.Value, t)
+				if best != "" {
+					meant[joinPath(path, best)] = true
+				}
+				report(k.Line, field, err)
 				continue
 			}
-			check(v, sf.Type, joinPath(path, k.Value), lines, report)
+			if first, dup := seen[k.Value]; dup {
+				report(k.Line, field, duplicateKey(first))
+				continue
+			}
+			seen[k.Value] = k.Line
+			check(v, sf.Type, field, lines, meant, report)
+			kept = append(kept, k, v)
 		}
+		n.Content = kept
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			report(n.Line, path, errors.New("expected a list"))
+			refuse(errors.New("expected a list"))
 			return
 		}
 		for i, c := range n.Content {
-			check(c, t.Elem(), path+"["+strconv.Itoa(i)+"]", lines, report)
+			check(c, t.Elem(), path+"["+strconv.Itoa(i)+"]", lines, meant, report)
 		}
 	default:
 		if n.Kind != yaml.ScalarNode {
-			report(n.Line, path, fmt.Errorf("expected a single %s value", kindName(t)))
+			refuse(fmt.Errorf("expected a single %s value", kindName(t)))
 			return
 		}
 		v := reflect.New(t)
 		if err := n.Decode(v.Interface()); err != nil {
-			report(n.Line, path, fmt.Errorf("%q is not a %s", n.Value, kindName(t)))
+			refuse(fmt.Errorf("%q is not a %s", n.Value, kindName(t)))
 		}
 	}
+}
+
+// unknownKey names the allowed keys, and the one meant when the key is a
+// near miss ("backnd", "trusted_ca").
+func unknownKey(key string, t reflect.Type) (string, error) {
+	allowed := yamlKeys(t)
+	best, bestD := "", 3
+	for _, a := range allowed {
+		if d := editDistance(strings.ToLower(key), a); d < bestD {
+			best, bestD = a, d
+		}
+	}
+	if best != "" {
+		return best, fmt.Errorf("unknown key (did you mean %s? allowed: %s)", best, strings.Join(allowed, ", "))
+	}
+	return "", fmt.Errorf("unknown key (allowed: %s)", strings.Join(allowed, ", "))
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func kindName(t reflect.Type) string {
@@ -333,4 +449,11 @@ func (f *File) Files() []string {
 		}
 	}
 	return out
+}
+
+// duplicateKey is a key written twice; the value is the first one's line.
+type duplicateKey int
+
+func (d duplicateKey) Error() string {
+	return fmt.Sprintf("written twice (first at line %d; keep one)", int(d))
 }

@@ -211,6 +211,8 @@ func (c *Config) validateRoutes(ps *problems) {
 			}
 		}
 		switch p, err := sanitize.Path(r.Path); {
+		case !strings.HasPrefix(r.Path, "/"):
+			ps.add(f+".path", "%q must start with \"/\" (use %q)", r.Path, "/"+r.Path)
 		case err != nil:
 			ps.add(f+".path", "%q: %w", r.Path, err)
 		case p != r.Path:
@@ -232,6 +234,7 @@ func (c *Config) validateRoutes(ps *problems) {
 		} else if c.ClientAuth.Mode == ModeNone {
 			ps.add(f+".require_client_cert", "the route requires a client certificate but client_auth.mode is none (set mode: require or optional, or require_client_cert: false)")
 		}
+		validateAllow(ps, f+".allow", r.Allow)
 		for j, m := range r.Methods {
 			if !methodTok.MatchString(m) {
 				ps.add(f+".methods["+strconv.Itoa(j)+"]", "%q is not an HTTP method (use upper case, e.g. GET)", m)

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/certsource"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+)
+
+// DefaultConfigPath is where serve and config check look for the
+// configuration when neither --config, a FILE argument nor
+// $GATEHOUSE_CONFIG names one.
+const DefaultConfigPath = "/etc/gatehouse/gatehouse.yaml"
+
+// addConfigFlag adds --config/-c to cmd.
+func addConfigFlag(cmd *cobra.Command, path *string) {
+	cmd.Flags().StringVarP(path, "config", "c", "", "configuration file (YAML); default $GATEHOUSE_CONFIG, else "+DefaultConfigPath)
+}
+
+// configPath chooses the configuration file: --config, else a positional
+// FILE, else $GATEHOUSE_CONFIG, else DefaultConfigPath.
+func configPath(env *Env, flag string, args []string) (string, error) {
+	switch {
+	case flag != "" && len(args) > 0 && args[0] != flag:
+		return "", usageError(fmt.Errorf("two configuration files given (--config %s and %s): give one", flag, args[0]))
+	case flag != "":
+		return flag, nil
+	case len(args) > 0:
+		return args[0], nil
+	}
+	if env.Getenv != nil {
+		if p := env.Getenv("GATEHOUSE_CONFIG"); p != "" {
+			return p, nil
+		}
+	}
+	return DefaultConfigPath, nil
+}
+
+// checkConfig reports every problem of the file at path in one run: YAML,
+// semantics and the files it names (provisioning runs even when the
+// values have problems, and its findings are merged in without repeating
+// a field already reported).
+func checkConfig(stdout, stderr io.Writer, path string) error {
+	f, errs := config.LoadAll(path)
+	if f != nil {
+		errs = append(errs, fileProblems(f, errs)...)
+		errs = append(errs, issuerProblems(f, errs)...)
+		errs.Sort()
+	}
+	if len(errs) > 0 {
+		for _, e := range errs {
+			fmt.Fprintln(stderr, e)
+		}
+		noun := "problems"
+		if len(errs) == 1 {
+			noun = "problem"
+		}
+		return &exitError{code: ExitError, err: fmt.Errorf("%s: %d %s", path, len(errs), noun)}
+	}
+	for _, w := range checkWarnings(f) {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d routes, %d certificates, client_auth %s)\n",
+		path, len(f.Config.Routes), len(f.Config.ServerTLS.Certificates), f.Config.ClientAuth.Mode)
+	return nil
+}
+
+var routeField = regexp.MustCompile(`^routes\[\d+\]$`)
+
+// fileProblems provisions f (loading every file it names) and returns the
+// problems not already covered by known.
+func fileProblems(f *config.File, known config.Errors) (out config.Errors) {
+	if len(known) > 0 {
+		// Provisioning a configuration with refused values is best
+		// effort: what it cannot build is already reported.
+		defer func() {
+			if recover() != nil {
+				out = nil
+			}
+		}()
+	}
+	err := gateway.Check(f)
+	if err == nil {
+		return nil
+	}
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		return config.Errors{{File: f.Path, Err: err}}
+	}
+	for _, e := range errs {
+		if !coveredBy(known, e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// coveredBy reports whether a provisioning problem repeats a known one. A
+// route's problems are matched by what they are about (an allow rule, the
+// backend, upstream_tls) rather than by the whole route, so a missing
+// issuer file is still reported beside a bad method of the same route.
+func coveredBy(known config.Errors, e *config.FieldError) bool {
+	if !routeField.MatchString(e.Field) {
+		return config.Related(known, e.Field)
+	}
+	var re *authz.RuleError
+	if errors.As(e.Err, &re) {
+		field := fmt.Sprintf("%s.allow[%d]", e.Field, re.Index)
+		if re.Field != "" {
+			field += "." + re.Field
+		}
+		return config.Related(known, field)
+	}
+	return config.Related(known, e.Field+".backend") || config.Related(known, e.Field+".upstream_tls")
+}
+
+// issuerProblems loads the issuer file of every allow rule that
+// provisioning did not reach (it compiles a route's rules in order and
+// stops at the first bad one) and reports those that do not load.
+func issuerProblems(f *config.File, known config.Errors) (out config.Errors) {
+	for i, r := range f.Config.Routes {
+		for j, rule := range r.Allow {
+			if rule.Issuer == "" {
+				continue
+			}
+			field := fmt.Sprintf("routes[%d].allow[%d].issuer", i, j)
+			if config.Related(known, field) {
+				continue
+			}
+			if _, err := certsource.LoadCerts(f.Resolve(rule.Issuer)); err != nil {
+				out = append(out, &config.FieldError{File: f.Path, Line: f.Line(field), Field: field,
+					Err: fmt.Errorf("load CA certificate %s: %w (give the path of a PEM file holding the issuing CA certificate)", rule.Issuer, err)})
+			}
+		}
+	}
+	return out
+}
