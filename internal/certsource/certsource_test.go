@@ -111,6 +111,12 @@ func TestOpenSSLEncryptedKey(t *testing.T) {
 	if _, err := ParsePrivateKeyPEM(data, []byte("wrong")); !errors.Is(err, ErrPassphrase) {
 		t.Fatalf("wrong passphrase: err = %v", err)
 	}
+	// Without a passphrase the error names the key that gives one, and
+	// does not also claim the passphrase was wrong.
+	_, err = ParsePrivateKeyPEM(data, nil)
+	if !errors.Is(err, ErrPassphrase) || !strings.Contains(err.Error(), "key_passphrase_file") || strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("no passphrase: err = %v", err)
+	}
 }
 
 func TestLoadCAs(t *testing.T) {

@@ -16,6 +16,19 @@ import (
 // says both.
 var ErrPassphrase = errors.New("wrong passphrase (or the key file is corrupt)")
 
+// ErrNoPassphrase reports an encrypted key given without a passphrase: it
+// names the configuration key that gives one, and does not go on to say
+// the passphrase was wrong. It matches ErrPassphrase with errors.Is.
+var ErrNoPassphrase error = noPassphrase{}
+
+type noPassphrase struct{}
+
+func (noPassphrase) Error() string {
+	return "key is encrypted and no passphrase was given (name a file holding its passphrase with key_passphrase_file)"
+}
+
+func (noPassphrase) Is(target error) bool { return target == ErrPassphrase }
+
 // keyEncryption is how every key gatehouse encrypts is protected: PBES2
 // with AES-256-CBC and scrypt (N=2^14, r=8, p=1: 16 MiB of memory per
 // guess). These are the parameters of `openssl pkcs8 -topk8 -scrypt`;
@@ -79,7 +92,7 @@ func ParsePEM(data, passphrase []byte) (crypto.Signer, error) {
 			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
 		case PEMEncryptedPrivateKey:
 			if len(passphrase) == 0 {
-				return nil, fmt.Errorf("key is encrypted and no passphrase was given: %w", ErrPassphrase)
+				return nil, ErrNoPassphrase
 			}
 			if k, err = decryptPKCS8(b.Bytes, passphrase); err != nil {
 				return nil, err
