@@ -21,7 +21,7 @@ func newCAIssueCmd(env *Env) *cobra.Command {
 		f                                   caFlags
 		profile, cn, validity, out, keyType string
 		dns, ips, uris, emails              []string
-		p12, p12Legacy                      bool
+		p12, p12Legacy, force               bool
 		p12PasswordFile, keyPassphraseFile  string
 	)
 	cmd := &cobra.Command{
@@ -32,7 +32,11 @@ certificate followed by the intermediates, never the root), PREFIX-key.pem
 (PKCS#8; encrypted with --key-passphrase-file, else unencrypted, mode 0600)
 and with --p12 also PREFIX.p12 (PKCS#12 with the password from
 --p12-password-file; modern PBES2/AES-256 encryption, or 3DES/SHA-1 with
---p12-legacy for old keystores).
+--p12-legacy for old keystores). An existing PREFIX.pem, PREFIX-key.pem or
+PREFIX.p12 is not overwritten unless --force is given (with --force, a
+PREFIX.p12 left from before is removed when --p12 is not given, so no stale
+keystore stays beside the new key). All files are written to temporary
+files first and renamed into place together.
 
 Profiles: server (serverAuth, needs at least one --dns or --ip) and client
 (clientAuth). --validity defaults to 90d and is bounded by the CA's maximum.`,
@@ -54,6 +58,10 @@ Profiles: server (serverAuth, needs at least one --dns or --ip) and client
 				return usageError(errors.New("--p12 and --p12-password-file go together"))
 			}
 			if err := checkOutPrefix(out); err != nil {
+				return err
+			}
+			targets := []string{out + ".pem", out + "-key.pem", out + ".p12"}
+			if err := checkTargets(targets, force); err != nil {
 				return err
 			}
 			var p12Pass, keyPass []byte
@@ -94,6 +102,13 @@ Profiles: server (serverAuth, needs at least one --dns or --ip) and client
 			if err := pki.WriteFiles(files...); err != nil {
 				return fmt.Errorf("%w (certificate %s is recorded; revoke it with 'gatehouse ca revoke --serial %s')", err, iss.Record.Serial, iss.Record.Serial)
 			}
+			if !p12 {
+				// --force: a keystore of the old key must not stay
+				// beside the new one.
+				if err := os.Remove(out + ".p12"); err == nil {
+					fmt.Fprintf(env.Stderr, "gatehouse: removed %s, which held the replaced key\n", out+".p12")
+				}
+			}
 			if keyPass == nil {
 				fmt.Fprintf(env.Stderr, "gatehouse: warning: %s is not encrypted (mode 0600); use --key-passphrase-file to encrypt it\n", out+"-key.pem")
 			}
@@ -116,6 +131,7 @@ Profiles: server (serverAuth, needs at least one --dns or --ip) and client
 	fl.BoolVar(&p12Legacy, "p12-legacy", false, "encrypt PREFIX.p12 with legacy 3DES/SHA-1 for old keystores (Java < 12, Windows < 2019)")
 	fl.StringVar(&keyPassphraseFile, "key-passphrase-file", "", "encrypt PREFIX-key.pem with the passphrase on the first line of this file")
 	fl.StringVar(&keyType, "key-type", string(pki.KeyECDSAP256), "key type: "+oneOf(keyTypeNames()...))
+	fl.BoolVar(&force, "force", false, "overwrite existing PREFIX.pem, PREFIX-key.pem and PREFIX.p12")
 	for _, name := range []string{"profile", "cn", "out"} {
 		cmd.MarkFlagRequired(name)
 	}
@@ -136,21 +152,48 @@ func issueRequest(profile, cn, validity, keyType string, dns, ips, uris, emails 
 		return pki.IssueRequest{}, err
 	}
 	req := pki.IssueRequest{Profile: p, CN: cn, DNS: dns, Emails: emails, Validity: v, KeyType: kt}
+	req.IPs, req.URIs, err = parseSANFlags(ips, uris)
+	return req, err
+}
+
+// parseSANFlags parses --ip and --uri values.
+func parseSANFlags(ips, uris []string) ([]net.IP, []*url.URL, error) {
+	var outIPs []net.IP
+	var outURIs []*url.URL
 	for _, s := range ips {
 		ip := net.ParseIP(s)
 		if ip == nil {
-			return req, usageError(fmt.Errorf("--ip %q: not an IP address", s))
+			return nil, nil, usageError(fmt.Errorf("--ip %q: not an IP address", s))
 		}
-		req.IPs = append(req.IPs, ip)
+		outIPs = append(outIPs, ip)
 	}
 	for _, s := range uris {
 		u, err := url.Parse(s)
 		if err != nil || u.Scheme == "" {
-			return req, usageError(fmt.Errorf("--uri %q: not an absolute URI like spiffe://example.com/svc", s))
+			return nil, nil, usageError(fmt.Errorf("--uri %q: not an absolute URI like spiffe://example.com/svc", s))
 		}
-		req.URIs = append(req.URIs, u)
+		outURIs = append(outURIs, u)
 	}
-	return req, nil
+	return outIPs, outURIs, nil
+}
+
+// checkTargets refuses to overwrite existing files unless force is set:
+// a server prefix given twice would replace the key a running gateway
+// watches.
+func checkTargets(paths []string, force bool) error {
+	if force {
+		return nil
+	}
+	var exist []string
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			exist = append(exist, p)
+		}
+	}
+	if len(exist) > 0 {
+		return usageError(fmt.Errorf("%s already exists; not overwriting (use --force to replace, or another --out)", strings.Join(exist, ", ")))
+	}
+	return nil
 }
 
 // checkOutPrefix checks that an output prefix names files in an existing
@@ -205,20 +248,27 @@ func newCASignCmd(env *Env) *cobra.Command {
 	var (
 		f                               caFlags
 		csrFile, profile, validity, out string
+		dns, ips, uris, emails          []string
+		force                           bool
 	)
 	cmd := &cobra.Command{
-		Use:   "sign --dir DIR --csr FILE --profile server|client [--validity D] --out FILE",
+		Use:   "sign --dir DIR --csr FILE --profile server|client [--dns N]... [--ip A]... [--uri U]... [--email E]... [--validity D] --out FILE",
 		Short: "Sign a certificate signing request",
 		Long: `Sign a CSR (PEM or DER, as made by 'openssl req -new') after checking its
-signature. The subject and the subject alternative names come from the CSR;
-usages, validity and revocation pointers from the profile and the CA. A CSR
-that asks for CA:TRUE or an extended key usage the profile does not have is
-refused, as is a name outside the CA's name constraints. Writes FILE with the
-certificate followed by the intermediates.`,
+signature. The subject comes from the CSR; usages, validity and revocation
+pointers from the profile and the CA. The subject alternative names come
+from the CSR, unless --dns, --ip, --uri or --email are given: then those,
+and only those, are the certificate's names (the CSR's are replaced), so a
+CSR made without -addext subjectAltName can still be signed. A CSR that asks
+for CA:TRUE or an extended key usage the profile does not have is refused,
+as is a name outside the CA's name constraints. Writes FILE with the
+certificate followed by the intermediates; an existing FILE is not
+overwritten unless --force is given.`,
 		Example: `  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
       -keyout api-key.pem -out api.csr -subj /CN=api.example.com \
       -addext subjectAltName=DNS:api.example.com
-  gatehouse ca sign --dir pki --csr api.csr --profile server --out api.pem`,
+  gatehouse ca sign --dir pki --csr api.csr --profile server --out api.pem
+  gatehouse ca sign --dir pki --csr web.csr --profile server --dns web.example.com --out web.pem`,
 		Args: cobra.NoArgs,
 		RunE: caRunE(func() error {
 			p, err := pki.ParseProfile(profile)
@@ -240,12 +290,19 @@ certificate followed by the intermediates.`,
 			if err := checkOutPrefix(out); err != nil {
 				return err
 			}
+			if err := checkTargets([]string{out}, force); err != nil {
+				return err
+			}
+			sr := pki.SignRequest{Profile: p, Validity: v, DNS: dns, Emails: emails}
+			if sr.IPs, sr.URIs, err = parseSANFlags(ips, uris); err != nil {
+				return err
+			}
 			ca, err := openCA(env, &f)
 			if err != nil {
 				return err
 			}
 			defer ca.Close()
-			iss, err := ca.Sign(csr, pki.SignRequest{Profile: p, Validity: v})
+			iss, err := ca.Sign(csr, sr)
 			if err != nil {
 				return err
 			}
@@ -263,6 +320,11 @@ certificate followed by the intermediates.`,
 	fl.StringVar(&profile, "profile", "", "certificate profile: server|client (required)")
 	fl.StringVar(&validity, "validity", "", "validity, like 90d, 1y (default 90d, at most the CA's maximum)")
 	fl.StringVar(&out, "out", "", "write the certificate chain (PEM) to this file (required)")
+	fl.StringArrayVar(&dns, "dns", nil, "DNS subject alternative name; replaces the CSR's names (repeatable)")
+	fl.StringArrayVar(&ips, "ip", nil, "IP address subject alternative name; replaces the CSR's names (repeatable)")
+	fl.StringArrayVar(&uris, "uri", nil, "URI subject alternative name; replaces the CSR's names (repeatable)")
+	fl.StringArrayVar(&emails, "email", nil, "email subject alternative name; replaces the CSR's names (repeatable)")
+	fl.BoolVar(&force, "force", false, "overwrite an existing FILE")
 	for _, name := range []string{"csr", "profile", "out"} {
 		cmd.MarkFlagRequired(name)
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/keypolicy"
@@ -46,6 +48,14 @@ type SignRequest struct {
 	Profile Profile
 	// Validity as in IssueRequest: zero means the default.
 	Validity time.Duration
+	// DNS, IPs, URIs and Emails, when any is set, replace the CSR's
+	// subject alternative names (as `step ca sign --san` does): the CA
+	// decides the names, the CSR only proves the key. All empty: the
+	// CSR's names are used.
+	DNS    []string
+	IPs    []net.IP
+	URIs   []*url.URL
+	Emails []string
 }
 
 var (
@@ -78,7 +88,11 @@ func (ca *CA) Sign(csr *x509.CertificateRequest, req SignRequest) (*Issued, erro
 	}
 	tmpl.Subject = csr.Subject
 	tmpl.Subject.ExtraNames = nil
-	if err := setSANs(tmpl, csr.DNSNames, csr.IPAddresses, csr.URIs, csr.EmailAddresses); err != nil {
+	dns, ips, uris, emails := csr.DNSNames, csr.IPAddresses, csr.URIs, csr.EmailAddresses
+	if len(req.DNS)+len(req.IPs)+len(req.URIs)+len(req.Emails) > 0 {
+		dns, ips, uris, emails = req.DNS, req.IPs, req.URIs, req.Emails
+	}
+	if err := setSANs(tmpl, dns, ips, uris, emails); err != nil {
 		return nil, fmt.Errorf("sign CSR %q: %w", cn, err)
 	}
 	if err := checkProfileNames(req.Profile, tmpl); err != nil {
@@ -116,10 +130,35 @@ func checkCSRExtensions(csr *x509.CertificateRequest, p Profile) error {
 			}
 			for _, e := range ekus {
 				if !e.Equal(want) {
-					return fmt.Errorf("%w: it asks for extended key usage %s, which the %s profile does not allow", ErrBadCSR, e, p)
+					return fmt.Errorf("%w: it asks for extended key usage %s, which the %s profile does not allow (remove extendedKeyUsage from the request, or sign it with the profile that has it)", ErrBadCSR, ekuName(e), p)
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// ekuNames are the extended key usages by the names openssl prints.
+var ekuNames = []struct {
+	oid  asn1.ObjectIdentifier
+	name string
+}{
+	{oidServerAuth, "serverAuth"},
+	{oidClientAuth, "clientAuth"},
+	{asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}, "codeSigning"},
+	{asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 4}, "emailProtection"},
+	{asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}, "timeStamping"},
+	{asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 9}, "OCSPSigning"},
+	{asn1.ObjectIdentifier{2, 5, 29, 37, 0}, "anyExtendedKeyUsage"},
+}
+
+// ekuName names an extended key usage, with its OID: "codeSigning
+// (1.3.6.1.5.5.7.3.3)"; an unknown one is its OID alone.
+func ekuName(oid asn1.ObjectIdentifier) string {
+	for _, e := range ekuNames {
+		if e.oid.Equal(oid) {
+			return e.name + " (" + oid.String() + ")"
+		}
+	}
+	return oid.String()
 }

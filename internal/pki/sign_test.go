@@ -79,7 +79,7 @@ func TestSignRefusals(t *testing.T) {
 		want    string
 	}{
 		"CA:TRUE":      {[]string{"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "subjectAltName=DNS:a.example"}, ProfileServer, "asks for CA:TRUE"},
-		"codeSigning":  {[]string{"-addext", "extendedKeyUsage=codeSigning"}, ProfileClient, "asks for extended key usage 1.3.6.1.5.5.7.3.3"},
+		"codeSigning":  {[]string{"-addext", "extendedKeyUsage=codeSigning"}, ProfileClient, "asks for extended key usage codeSigning (1.3.6.1.5.5.7.3.3)"},
 		"serverAuth":   {[]string{"-addext", "extendedKeyUsage=serverAuth"}, ProfileClient, "which the client profile does not allow"},
 		"no SAN":       {nil, ProfileServer, "needs at least one DNS name or IP"},
 		"unknown prof": {nil, "admin", "unknown profile"},
