@@ -104,5 +104,6 @@ backend. 'gatehouse ca' runs the certificate authority that makes it practical.`
 		newDemoCmd(env),
 		newCACmd(env),
 	)
+	addNewUserCmds(root, env)
 	return root
 }
