@@ -87,7 +87,7 @@ func TestCAErrors(t *testing.T) {
 			1, "signature does not verify"},
 		{"unknown serial", good,
 			[]string{"ca", "revoke", "--dir", dir, "--serial", "abcdef"},
-			1, "serial abcdef was not issued by this CA"},
+			1, "serial ABCDEF was not issued by this CA"},
 		{"bad serial", good,
 			[]string{"ca", "revoke", "--dir", dir, "--serial", "xyz"},
 			2, `parse serial "xyz"`},

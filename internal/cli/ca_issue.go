@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/pki"
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 func newCAIssueCmd(env *Env) *cobra.Command {
@@ -100,7 +101,7 @@ Profiles: server (serverAuth, needs at least one --dns or --ip) and client
 				files = append(files, pki.File{Path: out + ".p12", Data: b, Perm: 0o600})
 			}
 			if err := pki.WriteFiles(files...); err != nil {
-				return fmt.Errorf("%w (certificate %s is recorded; revoke it with 'gatehouse ca revoke --serial %s')", err, iss.Record.Serial, iss.Record.Serial)
+				return fmt.Errorf("%w (certificate %s is recorded; revoke it with 'gatehouse ca revoke --serial %s')", err, showSerial(iss.Record.Serial), showSerial(iss.Record.Serial))
 			}
 			if !p12 {
 				// --force: a keystore of the old key must not stay
@@ -238,7 +239,7 @@ func openCA(env *Env, f *caFlags) (*pki.CA, error) {
 func printIssued(env *Env, iss *pki.Issued, files []pki.File) {
 	c := iss.Cert()
 	fmt.Fprintf(env.Stdout, "issued %s certificate %q, serial %s, valid until %s\n",
-		iss.Record.Profile, c.Subject.CommonName, iss.Record.Serial, c.NotAfter.UTC().Format(time.RFC3339))
+		iss.Record.Profile, c.Subject.CommonName, serial.Format(c.SerialNumber), c.NotAfter.UTC().Format(time.RFC3339))
 	for _, f := range files {
 		fmt.Fprintf(env.Stdout, "  wrote %s\n", f.Path)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/pki/store"
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 // listEntry is one certificate in `ca list --json`.
@@ -37,9 +38,12 @@ func newCAListCmd(env *Env) *cobra.Command {
 		Use:   "list --dir DIR [--expiring-within DURATION] [--revoked] [--json]",
 		Short: "List the issued certificates",
 		Long: `List every certificate the CA issued, soonest expiry first, as a table or as
-JSON. --expiring-within 30d shows the valid certificates that expire within
-30 days (including those already expired); --revoked only revoked ones.
-Needs no passphrase.`,
+JSON. Serials are printed as 'openssl x509 -serial' prints them.
+--expiring-within 30d shows the certificates that are not revoked and whose
+validity ends before 30 days from now: those that will expire in that time
+and those that already have. --revoked shows only revoked ones (with
+--expiring-within: revoked ones that expire in that time). Needs no
+passphrase.`,
 		Example: `  gatehouse ca list --dir pki --expiring-within 30d
   gatehouse ca list --dir pki --revoked --json`,
 		Args: cobra.NoArgs,
@@ -66,7 +70,7 @@ Needs no passphrase.`,
 				if expiring != "" && r.Profile == pki.ProfileOCSPSigner {
 					continue // ca serve renews these itself, every day
 				}
-				e := listEntry{Serial: r.Serial, Subject: r.Subject, SANs: r.SANs, Profile: r.Profile,
+				e := listEntry{Serial: showSerial(r.Serial), Subject: r.Subject, SANs: r.SANs, Profile: r.Profile,
 					NotBefore: r.NotBefore, NotAfter: r.NotAfter, Status: string(r.Status)}
 				if e.SANs == nil {
 					e.SANs = []string{}
@@ -102,10 +106,19 @@ Needs no passphrase.`,
 		}),
 	}
 	f.register(cmd, false)
-	cmd.Flags().StringVar(&expiring, "expiring-within", "", "only valid certificates expiring within this duration, like 30d")
+	cmd.Flags().StringVar(&expiring, "expiring-within", "", "only certificates not revoked whose validity ends within this duration (like 30d), already expired ones included")
 	cmd.Flags().BoolVar(&revoked, "revoked", false, "only revoked certificates")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
+}
+
+// showSerial prints a serial as the inventory holds it in openssl's form.
+func showSerial(stored string) string {
+	n, err := store.ParseSerial(stored)
+	if err != nil {
+		return stored
+	}
+	return serial.Format(n)
 }
 
 // sanitizeCell keeps control characters from a certificate out of the

@@ -91,3 +91,40 @@ func TestCASignSANFlags(t *testing.T) {
 		t.Errorf("--dns did not replace the CSR's names:\n%s", text)
 	}
 }
+
+// Serials are printed as openssl prints them, by issue, list and revoke,
+// and accepted in lower case and with colons.
+func TestCASerialsInOpenSSLForm(t *testing.T) {
+	dir := caInit(t)
+	env := map[string]string{passphraseEnv: caTestPass}
+	out := t.TempDir()
+	var serials []string
+	for i := range 8 { // a few, so that a serial with a leading zero nibble is likely among them
+		prefix := filepath.Join(out, "c"+string(rune('a'+i)))
+		issued := caMust(t, env, "ca", "issue", "--dir", dir, "--profile", "client", "--cn", "c", "--out", prefix)
+		got := strings.TrimPrefix(strings.TrimSpace(caMustOpenSSL(t, "x509", "-in", prefix+".pem", "-noout", "-serial")), "serial=")
+		if !strings.Contains(issued, "serial "+got+",") {
+			t.Fatalf("ca issue printed %q; openssl says serial=%s", issued, got)
+		}
+		serials = append(serials, got)
+	}
+	list := caMust(t, env, "ca", "list", "--dir", dir)
+	for _, s := range serials {
+		if !strings.Contains(list, s+" ") {
+			t.Errorf("ca list lacks %s:\n%s", s, list)
+		}
+	}
+	// Lower case with colons, as `openssl x509 -text` shows it.
+	var colons []string
+	for i := 0; i < len(serials[0]); i += 2 {
+		colons = append(colons, strings.ToLower(serials[0][i:i+2]))
+	}
+	rev := caMust(t, env, "ca", "revoke", "--dir", dir, "--serial", strings.Join(colons, ":"))
+	if !strings.Contains(rev, "revoked "+serials[0]+" ") {
+		t.Errorf("ca revoke printed %q, want serial %s", rev, serials[0])
+	}
+	rev = caMust(t, env, "ca", "revoke", "--dir", dir, "--serial", "serial="+serials[1])
+	if !strings.Contains(rev, "revoked "+serials[1]+" ") {
+		t.Errorf("ca revoke printed %q, want serial %s", rev, serials[1])
+	}
+}

@@ -10,19 +10,19 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/pki"
-	"github.com/gatehouse/gatehouse/internal/pki/store"
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 func newCARevokeCmd(env *Env) *cobra.Command {
 	var (
-		f              caFlags
-		serial, reason string
+		f                 caFlags
+		serialArg, reason string
 	)
 	cmd := &cobra.Command{
 		Use:   "revoke --dir DIR --serial HEX [--reason REASON]",
 		Short: "Revoke a certificate and publish a new CRL",
 		Long: `Revoke the certificate with this serial (hex, as 'ca list' or 'openssl x509
--serial' print it; colons allowed), then sign and store a new CRL
+-serial' print it: 053E84F8...; colons, lower case and "serial=" accepted), then sign and store a new CRL
 (DIR/ca.crl). A running 'gatehouse ca serve' picks the change up within its
 poll interval, for both CRL and OCSP.
 
@@ -32,7 +32,7 @@ says so.`,
 		Example: `  gatehouse ca revoke --dir pki --serial 3f2a9c... --reason keyCompromise`,
 		Args:    cobra.NoArgs,
 		RunE: caRunE(func() error {
-			sn, err := store.ParseSerial(serial)
+			sn, err := serial.Parse(serialArg)
 			if err != nil {
 				return usageError(err)
 			}
@@ -48,21 +48,21 @@ says so.`,
 			rec, err := ca.Revoke(env.ctx(), sn, r)
 			if errors.Is(err, pki.ErrAlreadyRevoked) {
 				fmt.Fprintf(env.Stderr, "gatehouse: serial %s was already revoked at %s (%s); nothing changed\n",
-					rec.Serial, rec.RevokedAt.Format(time.RFC3339), pki.Reason(rec.Reason))
+					serial.Format(sn), rec.RevokedAt.Format(time.RFC3339), pki.Reason(rec.Reason))
 				return nil
 			}
 			if errors.Is(err, pki.ErrUnknownSerial) {
-				return fmt.Errorf("revoke: serial %s was not issued by this CA (see 'gatehouse ca list')", store.FormatSerial(sn))
+				return fmt.Errorf("revoke: serial %s was not issued by this CA (see 'gatehouse ca list')", serial.Format(sn))
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(env.Stdout, "revoked %s (%s), reason %s; CRL updated\n", rec.Serial, rec.Subject, r)
+			fmt.Fprintf(env.Stdout, "revoked %s (%s), reason %s; CRL updated\n", serial.Format(sn), rec.Subject, r)
 			return nil
 		}),
 	}
 	f.register(cmd, true)
-	cmd.Flags().StringVar(&serial, "serial", "", "serial number in hex (required)")
+	cmd.Flags().StringVar(&serialArg, "serial", "", "serial number in hex, as 'openssl x509 -serial' or 'ca list' prints it; colons and lower case accepted (required)")
 	cmd.Flags().StringVar(&reason, "reason", "unspecified", "revocation reason: "+oneOf(pki.ReasonNames()...))
 	cmd.MarkFlagRequired("serial")
 	return cmd
