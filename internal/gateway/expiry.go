@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/x509"
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"time"
 )
 
@@ -33,7 +34,7 @@ func (s *Server) warnExpiring(snap *snapshot) {
 				role = "intermediate"
 			}
 			s.log.Warn(msg, "certificate", i, "role", role, "subject", x.Subject.String(),
-				"serial", x.SerialNumber.Text(16), "not_after", x.NotAfter.UTC().Format(time.RFC3339),
+				"serial", serial.Format(x.SerialNumber), "not_after", x.NotAfter.UTC().Format(time.RFC3339),
 				"days_left", int(left.Hours()/24))
 		}
 	}

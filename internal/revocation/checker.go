@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -498,7 +499,7 @@ func (c *Checker) unavailable(cert *x509.Certificate, reason string) error {
 	err := &UnavailableError{
 		Subject: cert.Subject.String(),
 		Issuer:  cert.Issuer.String(),
-		Serial:  cert.SerialNumber.Text(16),
+		Serial:  serial.Format(cert.SerialNumber),
 		Reason:  reason,
 	}
 	if !c.allow {
@@ -513,7 +514,7 @@ func revokedErr(cert *x509.Certificate, at time.Time, reason int, source string)
 	return &RevokedError{
 		Subject:   cert.Subject.String(),
 		Issuer:    cert.Issuer.String(),
-		Serial:    cert.SerialNumber.Text(16),
+		Serial:    serial.Format(cert.SerialNumber),
 		RevokedAt: at,
 		Reason:    reason,
 		Source:    source,

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"log/slog"
 	"math/big"
 	"sync"
@@ -208,7 +209,7 @@ func (d *crlData) index() error {
 		for _, ext := range e.Extensions {
 			if ext.Critical {
 				return fmt.Errorf("CRL of %s: entry %s has an unsupported critical extension %s (indirect CRLs are not supported)",
-					d.issuerName, e.SerialNumber.Text(16), ext.Id)
+					d.issuerName, serial.Format(e.SerialNumber), ext.Id)
 			}
 		}
 		if e.SerialNumber == nil || e.SerialNumber.Sign() < 0 || e.ReasonCode == 8 {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -31,7 +32,7 @@ func TestCRLFileGoodAndRevoked(t *testing.T) {
 			err := c.Check(context.Background(), verified(t, bad, root))
 			wantErr(t, err, ErrRevoked)
 			var re *RevokedError
-			if !errors.As(err, &re) || re.Serial != bad.Cert.SerialNumber.Text(16) || re.Reason != 1 ||
+			if !errors.As(err, &re) || re.Serial != serial.Format(bad.Cert.SerialNumber) || re.Reason != 1 ||
 				!re.RevokedAt.Equal(e.clock.Now().Add(-time.Minute)) || re.Source != "CRL "+path {
 				t.Errorf("revoked error %+v", re)
 			}
@@ -73,7 +74,7 @@ func TestCRLIntermediate(t *testing.T) {
 	}
 	err := c.Check(context.Background(), verified(t, good, root))
 	var re *RevokedError
-	if !errors.As(err, &re) || re.Serial != inter.Cert.SerialNumber.Text(16) {
+	if !errors.As(err, &re) || re.Serial != serial.Format(inter.Cert.SerialNumber) {
 		t.Fatalf("revoked intermediate: %v", err)
 	}
 

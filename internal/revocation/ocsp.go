@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -203,11 +204,11 @@ func (c *Checker) fetchOCSP(cert, issuer *x509.Certificate, responder string) *o
 			e = old.clone()
 			e.refreshAt = now.Add(ocspRetryAfter)
 			c.log.Warn("OCSP: refresh failed, keeping the cached answer until its nextUpdate",
-				"subject", cert.Subject.String(), "serial", cert.SerialNumber.Text(16), "responder", responder,
+				"subject", cert.Subject.String(), "serial", serial.Format(cert.SerialNumber), "responder", responder,
 				"until", old.expires, "err", err)
 		} else {
 			e = &ocspEntry{status: ocspFailed, responder: responder, detail: err.Error(), expires: now.Add(ocspRetryAfter)}
-			c.log.Warn("OCSP: no usable answer", "subject", cert.Subject.String(), "serial", cert.SerialNumber.Text(16),
+			c.log.Warn("OCSP: no usable answer", "subject", cert.Subject.String(), "serial", serial.Format(cert.SerialNumber),
 				"responder", responder, "err", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -147,7 +148,7 @@ func TestOCSPUnavailable(t *testing.T) {
 			cfg.Unavailable = UnavailableAllow
 			c := s.checker(OCSPRequire, cfg)
 			wantErr(t, c.Check(ctx, s.chain), nil)
-			if !strings.Contains(s.logs.String(), "allowed by policy allow-with-warning") || !strings.Contains(s.logs.String(), "serial="+s.leaf.Cert.SerialNumber.Text(16)) {
+			if !strings.Contains(s.logs.String(), "allowed by policy allow-with-warning") || !strings.Contains(s.logs.String(), "serial="+serial.Format(s.leaf.Cert.SerialNumber)) {
 				t.Errorf("no warning naming the certificate:\n%s", s.logs)
 			}
 		})

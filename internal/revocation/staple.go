@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -220,7 +221,7 @@ func (s *Stapler) fetch(ctx context.Context, it *stapleItem) {
 		it.cur.Store(nil)
 		it.next = now.Add(s.retry)
 		s.log.Error("OCSP staple: the responder says the gateway's certificate is revoked; not stapling it",
-			"subject", it.leaf.Subject.String(), "serial", it.leaf.SerialNumber.Text(16), "responder", it.responder,
+			"subject", it.leaf.Subject.String(), "serial", serial.Format(it.leaf.SerialNumber), "responder", it.responder,
 			"revoked_at", resp.RevokedAt, "reason", ReasonString(resp.RevocationReason))
 		return
 	}

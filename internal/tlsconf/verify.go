@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/keypolicy"
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 // DefaultMaxChainLength is how many certificates a client may present
@@ -196,7 +197,7 @@ type VerifyError struct {
 
 func (e *VerifyError) Error() string {
 	msg := fmt.Sprintf("client certificate (subject %q, serial %s, issuer %q): %s",
-		e.Leaf.Subject, e.Leaf.SerialNumber.Text(16), e.Leaf.Issuer, Reason(e.Err))
+		e.Leaf.Subject, serial.Format(e.Leaf.SerialNumber), e.Leaf.Issuer, Reason(e.Err))
 	if hint := e.Code.hint(); hint != "" {
 		msg += " (" + hint + ")"
 	}
