@@ -128,3 +128,27 @@ func TestCASerialsInOpenSSLForm(t *testing.T) {
 		t.Errorf("ca revoke printed %q, want serial %s", rev, serials[1])
 	}
 }
+
+// ca crl --out - writes the CRL to standard output (no file named "-"),
+// and ca serve's help shows the OCSP command that works for an
+// intermediate CA.
+func TestCACRLStdoutAndServeHelp(t *testing.T) {
+	dir := caInit(t)
+	env := map[string]string{passphraseEnv: caTestPass}
+	tmp := t.TempDir()
+	t.Chdir(tmp)
+	code, out, errs := caRun(t, env, "ca", "crl", "--dir", dir, "--out", "-")
+	if code != 0 || !strings.HasPrefix(out, "-----BEGIN X509 CRL-----") || !strings.Contains(errs, "standard output") {
+		t.Fatalf("ca crl --out -: exit %d, stdout %.60q, stderr %q", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "-")); err == nil {
+		t.Error("a file named - was written")
+	}
+	crl := caWrite(t, filepath.Join(tmp, "stdout.crl"), out)
+	caMustOpenSSL(t, "crl", "-in", crl, "-noout", "-CAfile", filepath.Join(dir, "ca.pem"))
+
+	help := caMust(t, nil, "ca", "serve", "--help")
+	if !strings.Contains(help, "openssl ocsp -issuer pki/intermediate.pem -CAfile pki/ca.pem") {
+		t.Errorf("ca serve --help lacks the intermediate OCSP example:\n%s", help)
+	}
+}

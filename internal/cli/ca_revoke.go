@@ -81,7 +81,8 @@ CRL is written as is while it is within the first half of its validity
 (no passphrase needed); an older one is re-signed first with a higher CRL
 number, which needs the CA passphrase.`,
 		Example: `  gatehouse ca crl --dir pki --out pki/ca.crl
-  openssl crl -in pki/ca.crl -text -noout`,
+  openssl crl -in pki/ca.crl -text -noout
+  gatehouse ca crl --dir pki --out - | openssl crl -text -noout`,
 		Args: cobra.NoArgs,
 		RunE: caRunE(func() error {
 			if format != "pem" && format != "der" {
@@ -95,6 +96,16 @@ number, which needs the CA passphrase.`,
 			if format == "pem" {
 				data = crl.PEM()
 			}
+			if out == "-" {
+				// Standard output, as openssl's -out - does; what
+				// was written is said on standard error.
+				if _, err := env.Stdout.Write(data); err != nil {
+					return fmt.Errorf("write CRL: %w", err)
+				}
+				fmt.Fprintf(env.Stderr, "gatehouse: wrote CRL number %d (next update %s) to standard output\n",
+					crl.Number, crl.NextUpdate.UTC().Format(time.RFC3339))
+				return nil
+			}
 			if err := pki.WriteFiles(pki.File{Path: out, Data: data, Perm: 0o644}); err != nil {
 				return err
 			}
@@ -104,7 +115,7 @@ number, which needs the CA passphrase.`,
 		}),
 	}
 	f.register(cmd, true)
-	cmd.Flags().StringVar(&out, "out", "", "write the CRL to this file (required)")
+	cmd.Flags().StringVar(&out, "out", "", "write the CRL to this file, or to standard output with - (required)")
 	cmd.Flags().StringVar(&format, "format", "pem", "encoding: pem|der")
 	cmd.MarkFlagRequired("out")
 	return cmd

@@ -49,6 +49,10 @@ replicas on copies of DIR: each serves the same CRL and OCSP answers; a
 change made anywhere reaches all of them at once (PostgreSQL NOTIFY), and
 within --poll at worst.`,
 		Example: `  gatehouse ca serve --dir pki --listen 127.0.0.1:8089
+  # ask about a certificate; -issuer is the CA that signed it:
+  # a CA made with --intermediate (the intermediate signs, the root is trusted)
+  openssl ocsp -issuer pki/intermediate.pem -CAfile pki/ca.pem -cert api.pem -url http://127.0.0.1:8089/ocsp
+  # a CA made without --intermediate (the root signs)
   openssl ocsp -issuer pki/ca.pem -CAfile pki/ca.pem -cert api.pem -url http://127.0.0.1:8089/ocsp`,
 		Args: cobra.NoArgs,
 		RunE: caRunE(func() error {
