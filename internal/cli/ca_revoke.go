@@ -72,6 +72,7 @@ func newCACRLCmd(env *Env) *cobra.Command {
 	var (
 		f           caFlags
 		out, format string
+		root        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "crl --dir DIR --out FILE [--format pem|der]",
@@ -79,16 +80,28 @@ func newCACRLCmd(env *Env) *cobra.Command {
 		Long: `Write the CA's current certificate revocation list to FILE. The newest stored
 CRL is written as is while it is within the first half of its validity
 (no passphrase needed); an older one is re-signed first with a higher CRL
-number, which needs the CA passphrase.`,
+number, which needs the CA passphrase.
+
+With --root, write the root's CRL instead (for a CA made with
+--intermediate: the list of revoked intermediates that verifiers checking
+the whole chain need, published by 'ca serve' at /crl/root). It is signed
+with the root key, valid for a year, and signed again (which needs the
+passphrase) when past half of that. Give a verifier both: the issuing CA's
+CRL and the root's.`,
 		Example: `  gatehouse ca crl --dir pki --out pki/ca.crl
   openssl crl -in pki/ca.crl -text -noout
-  gatehouse ca crl --dir pki --out - | openssl crl -text -noout`,
+  gatehouse ca crl --dir pki --out - | openssl crl -text -noout
+  gatehouse ca crl --dir pki --root --out pki/root.crl`,
 		Args: cobra.NoArgs,
 		RunE: caRunE(func() error {
 			if format != "pem" && format != "der" {
 				return usageError(fmt.Errorf("--format %q: use pem or der", format))
 			}
-			crl, err := currentCRL(env.ctx(), env, &f)
+			get := currentCRL
+			if root {
+				get = currentRootCRL
+			}
+			crl, err := get(env.ctx(), env, &f)
 			if err != nil {
 				return err
 			}
@@ -117,6 +130,7 @@ number, which needs the CA passphrase.`,
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&out, "out", "", "write the CRL to this file, or to standard output with - (required)")
 	cmd.Flags().StringVar(&format, "format", "pem", "encoding: pem|der")
+	cmd.Flags().BoolVar(&root, "root", false, "write the root's CRL (revoked intermediates) instead of the issuing CA's")
 	cmd.MarkFlagRequired("out")
 	return cmd
 }
@@ -139,4 +153,28 @@ func currentCRL(ctx context.Context, env *Env, f *caFlags) (*pki.CRL, error) {
 	}
 	defer ca.Close()
 	return ca.UpdateCRL(ctx)
+}
+
+// currentRootCRL returns the root's stored CRL if fresh, else signs a new
+// one with the root key.
+func currentRootCRL(ctx context.Context, env *Env, f *caFlags) (*pki.CRL, error) {
+	pub, err := pki.OpenPublic(f.dir)
+	if err != nil {
+		return nil, err
+	}
+	crl, err := pub.RootCRL(ctx)
+	pub.Close()
+	if err == nil && time.Now().Before(crl.ThisUpdate.Add(crl.NextUpdate.Sub(crl.ThisUpdate)/2)) {
+		return crl, nil
+	}
+	pass, err := f.passphrase(env, false)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.Open(f.dir, pass)
+	if err != nil {
+		return nil, err
+	}
+	defer ca.Close()
+	return ca.UpdateRootCRL(ctx, pass)
 }

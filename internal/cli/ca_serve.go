@@ -33,7 +33,9 @@ func newCAServeCmd(env *Env) *cobra.Command {
 		Long: `Serve the CA's revocation information over plain HTTP (so that it can be
 fetched before any trust exists; CRLs and OCSP answers are signed):
 
-  GET /crl               the current CRL, DER (PEM with ?format=pem)
+  GET /crl               the issuing CA's current CRL, DER (PEM with ?format=pem)
+  GET /crl/root          the root's CRL (revoked intermediates), the CRL
+                         distribution point of the intermediate
   POST /ocsp, GET /ocsp/<base64 request>   OCSP, RFC 6960 and RFC 5019
 
 OCSP answers good, revoked (with time and reason) or unknown, cached until the
@@ -87,7 +89,7 @@ within --poll at worst.`,
 			}
 			base := "http://" + ln.Addr().String()
 			// This line is the ready signal: tests wait for it.
-			fmt.Fprintf(env.Stdout, "gatehouse ca serve: CRL at %s/crl, OCSP at %s/ocsp\n", base, base)
+			fmt.Fprintf(env.Stdout, "gatehouse ca serve: CRL at %s/crl, OCSP at %s/ocsp, root CRL at %s/crl/root\n", base, base, base)
 			if u := ca.Settings().URL; u != "" && u != base {
 				fmt.Fprintf(env.Stdout, "  certificates point to %s: make sure it reaches this server\n", u)
 			}

@@ -202,6 +202,9 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("init CA: %w", err)
 		}
+		if u := s.RootCRLURL(); u != "" {
+			tmpl.CRLDistributionPoints = []string{u}
+		}
 		inter, err := createCert(tmpl, ca.root, ikey.Public(), rootKey)
 		if err != nil {
 			return nil, fmt.Errorf("init CA: create intermediate: %w", err)
@@ -233,6 +236,11 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 	}()
 	if _, err := ca.UpdateCRL(context.Background()); err != nil {
 		return nil, fmt.Errorf("init CA: %w", err)
+	}
+	if s.Intermediate {
+		if _, err := writeRootCRL(dir, ca.root, rootKey, now, nil); err != nil {
+			return nil, fmt.Errorf("init CA: root CRL: %w", err)
+		}
 	}
 	// The settings file goes last: its presence is what makes DIR a CA.
 	b, err := s.marshal()

@@ -38,7 +38,7 @@ type ServerOptions struct {
 }
 
 // Server publishes the CA over HTTP: GET /crl (DER, or PEM with
-// ?format=pem) and the OCSP responder at /ocsp (POST, and GET with the
+// ?format=pem), GET /crl/root (the root's CRL, see RootCRLFile) and the OCSP responder at /ocsp (POST, and GET with the
 // request in the path, RFC 6960 appendix A). The CRL is served from
 // memory; it is reloaded when the inventory changes and re-signed when
 // past half its lifetime, so that it never expires while the server runs.
@@ -187,6 +187,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/crl":
 		s.serveCRL(w, r)
+	case r.URL.Path == "/crl/root":
+		s.serveRootCRL(w, r)
 	case r.URL.Path == "/ocsp" || strings.HasPrefix(r.URL.Path, "/ocsp/"):
 		s.serveOCSP(w, r)
 	default:
@@ -206,6 +208,11 @@ func (s *Server) serveCRL(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "CRL unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	s.writeCRL(w, r, crl)
+}
+
+// writeCRL answers a CRL request with crl.
+func (s *Server) writeCRL(w http.ResponseWriter, r *http.Request, crl *CRL) {
 	body, ctype := crl.DER, "application/pkix-crl"
 	switch r.URL.Query().Get("format") {
 	case "", "der":

@@ -280,7 +280,12 @@ func newChecker(cfg Config) (*Checker, error) {
 
 // logUncoveredCAs states, once at startup, each trusted CA that no CRL
 // covers, so that an operator sees which clients are never checked by CRL.
+// With OCSP required every client is checked without one, so nothing is
+// said.
 func (c *Checker) logUncoveredCAs() {
+	if c.mode == OCSPRequire {
+		return
+	}
 	ix := c.crls.Load()
 	for _, ca := range c.trustedCAs {
 		covered := false

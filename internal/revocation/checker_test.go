@@ -72,6 +72,13 @@ func TestCheckEdges(t *testing.T) {
 	c.Close()
 	c.Close()
 	c.Run(context.Background()) // returns at once: closed, and no sources
+
+	// OCSP required: every client is checked without a CRL; no warning.
+	e2 := newEnv(t)
+	e2.newChecker(Config{TrustedCAs: []*x509.Certificate{root.Cert}, OCSP: OCSPRequire}, nil).Close()
+	if strings.Contains(e2.logs.String(), "none configured") {
+		t.Errorf("warned of a CA without CRL under OCSP require:\n%s", e2.logs)
+	}
 }
 
 func TestReasonString(t *testing.T) {
