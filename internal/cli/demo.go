@@ -15,12 +15,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/pki"
+	"github.com/gatehouse/gatehouse/internal/pki/store"
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 func newDemoCmd(env *Env) *cobra.Command {
@@ -65,12 +68,20 @@ func runDemo(ctx context.Context, env *Env, dir, listen string, ready func(net.A
 	if err := os.WriteFile(cfgPath, []byte(demoConfig(listen, "http://"+backend.Addr().String())), 0o644); err != nil {
 		return fmt.Errorf("demo: write config: %w", err)
 	}
-	return serve(ctx, env, cfgPath, func(addr net.Addr) {
-		printDemoHelp(env.Stderr, dir, cfgPath, addr)
+	clientSerial := ""
+	if certs, err := certsource.LoadCerts(filepath.Join(dir, "client.pem")); err == nil {
+		clientSerial = serial.Format(certs[0].SerialNumber)
+	}
+	err = serve(ctx, env, cfgPath, func(addr net.Addr) {
+		printDemoHelp(env.Stderr, dir, cfgPath, addr, clientSerial)
 		if ready != nil {
 			ready(addr)
 		}
 	})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return usageError(fmt.Errorf("demo: %s is already in use (another demo running?): give another address with --listen, e.g. --listen 127.0.0.1:8444", listen))
+	}
+	return err
 }
 
 // prepareDemo creates the CA and certificates in dir, or reuses them when
@@ -79,7 +90,7 @@ func prepareDemo(env *Env, dir string) error {
 	passFile := filepath.Join(dir, demoPassphraseFile)
 	_, err := os.Stat(filepath.Join(dir, pki.RootCertFile))
 	switch {
-	case err == nil && demoCertsValid(dir):
+	case err == nil && demoCertsValid(env, dir):
 		fmt.Fprintf(env.Stderr, "gatehouse demo: reusing the CA and certificates in %s\n", dir)
 		return nil
 	case err == nil:
@@ -142,13 +153,28 @@ func issueDemoCerts(ca *pki.CA, dir string) error {
 	return nil
 }
 
-func demoCertsValid(dir string) bool {
+// demoCertsValid reports whether the demo's certificates can be used
+// again: valid for another day, and not revoked (the demo shows how to
+// revoke its client; the next run issues a new one).
+func demoCertsValid(env *Env, dir string) bool {
+	ca, err := pki.OpenPublic(dir)
+	if err != nil {
+		return false
+	}
+	defer ca.Close()
 	for _, name := range []string{"server", "client"} {
 		certs, err := certsource.LoadCerts(filepath.Join(dir, name+".pem"))
 		if err != nil || time.Until(certs[0].NotAfter) < 24*time.Hour {
 			return false
 		}
 		if _, err := os.Stat(filepath.Join(dir, name+"-key.pem")); err != nil {
+			return false
+		}
+		rec, err := ca.Store().Get(context.Background(), store.FormatSerial(certs[0].SerialNumber))
+		if err != nil || rec.Status == store.StatusRevoked {
+			if err == nil {
+				fmt.Fprintf(env.Stderr, "gatehouse demo: the %s certificate was revoked; issuing new certificates\n", name)
+			}
 			return false
 		}
 	}
@@ -158,7 +184,11 @@ func demoCertsValid(dir string) bool {
 func demoConfig(listen, backend string) string {
 	return `# gatehouse demo configuration: a good start for your own.
 # Paths are relative to this file. Check changes with:
-#   gatehouse config check --config gatehouse.yaml
+#   gatehouse config check gatehouse.yaml
+#
+# The backends below are the demo's built-in echo server, on a port chosen
+# afresh each time the demo starts (this file is rewritten then): point
+# them at your own API to use this file with 'gatehouse serve'.
 listen: "` + listen + `"
 server_tls:
   certificates:
@@ -168,6 +198,9 @@ server_tls:
 client_auth:
   mode: optional                # ask for a certificate; routes decide if it is required
   trusted_cas: [ca.pem]         # client certificates must chain to these CAs
+  revocation:
+    crl: [ca.crl]               # 'gatehouse ca revoke' rewrites it; re-read when it changes
+    refresh: 1s
 hsts: { max_age: 2y, include_subdomains: false }
 identity_headers: [xfcc]        # the backend sees the verified identity, never a forged one
 routes:
@@ -186,7 +219,7 @@ log: { level: info, audit: stdout }
 `
 }
 
-func printDemoHelp(w io.Writer, dir, cfgPath string, addr net.Addr) {
+func printDemoHelp(w io.Writer, dir, cfgPath string, addr net.Addr, clientSerial string) {
 	_, port, _ := net.SplitHostPort(addr.String())
 	base := "https://localhost:" + port
 	q := func(p string) string { return shellQuote(filepath.Join(dir, p)) }
@@ -207,6 +240,19 @@ The public health route needs no certificate:
   curl --cacert %s %s/healthz
 
 `, cfgPath, q("ca.pem"), q("client.pem"), q("client-key.pem"), base, q("ca.pem"), base, q("ca.pem"), base)
+	if clientSerial == "" {
+		return
+	}
+	fmt.Fprintf(w, `Revocation is checked (client_auth.revocation in the config). Cut the demo
+client off: revoke it, and within a second the gateway refuses it:
+
+  gatehouse ca revoke --dir %s --passphrase-file %s --serial %s --reason keyCompromise
+  curl --cacert %s --cert %s --key %s %s/api/hello
+
+(curl now fails with "alert bad certificate"; the gateway's log above says
+why: revoked. The next demo run issues a new client certificate.)
+
+`, q(""), q(demoPassphraseFile), clientSerial, q("ca.pem"), q("client.pem"), q("client-key.pem"), base)
 }
 
 func shellQuote(s string) string {
