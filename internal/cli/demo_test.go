@@ -101,7 +101,7 @@ func TestDemo(t *testing.T) {
 }
 
 // shellSplit splits a command line as sh would for the demo's output:
-// words separated by spaces, '...' quoted (with '\'' for a quote).
+// words separated by spaces, '...' quoted (with '\” for a quote).
 func shellSplit(t *testing.T, line string) []string {
 	t.Helper()
 	var words []string
