@@ -101,7 +101,8 @@ func TestDemo(t *testing.T) {
 }
 
 // shellSplit splits a command line as sh would for the demo's output:
-// words separated by spaces, '...' quoted (with '\” for a quote).
+// words separated by spaces, single-quoted parts, a backslash escaping
+// one character (so shellQuote's form of a quote inside a word).
 func shellSplit(t *testing.T, line string) []string {
 	t.Helper()
 	var words []string
