@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"regexp"
 
 	"github.com/spf13/cobra"
@@ -39,6 +41,9 @@ func configPath(env *Env, flag string, args []string) (string, error) {
 		if p := env.Getenv("GATEHOUSE_CONFIG"); p != "" {
 			return p, nil
 		}
+	}
+	if _, err := os.Stat(DefaultConfigPath); errors.Is(err, fs.ErrNotExist) {
+		return "", usageError(fmt.Errorf("no configuration: %s does not exist (give a file with -c FILE, or set $GATEHOUSE_CONFIG)", DefaultConfigPath))
 	}
 	return DefaultConfigPath, nil
 }

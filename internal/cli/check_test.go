@@ -24,7 +24,8 @@ func TestConfigCheckPath(t *testing.T) {
 		{"positional", []string{"config", "check", bad}, "", bad + ":1: listn: unknown key"},
 		{"shorthand", []string{"config", "check", "-c", bad}, "", bad + ":1: listn: unknown key"},
 		{"environment", []string{"config", "check"}, bad, bad + ":1: listn: unknown key"},
-		{"default", []string{"config", "check"}, "", DefaultConfigPath + ": read config:"},
+		{"default", []string{"config", "check"}, "", "no configuration: " + DefaultConfigPath + " does not exist (give a file with -c FILE, or set $GATEHOUSE_CONFIG)"},
+		{"serve default", []string{"serve"}, "", "no configuration: " + DefaultConfigPath + " does not exist"},
 		{"two files", []string{"config", "check", "-c", bad, "other.yaml"}, "", "two configuration files given"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
