@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -55,8 +56,11 @@ func configPath(env *Env, flag string, args []string) (string, error) {
 func checkConfig(stdout, stderr io.Writer, path string) error {
 	f, errs := config.LoadAll(path)
 	if f != nil {
+		// Each named file on its own first, at its own line; then the
+		// gateway's provisioning, for what only loading them together
+		// shows (a key that does not match its certificate).
+		errs = append(errs, namedFileProblems(f, errs)...)
 		errs = append(errs, fileProblems(f, errs)...)
-		errs = append(errs, issuerProblems(f, errs)...)
 		errs.Sort()
 	}
 	if len(errs) > 0 {
@@ -126,23 +130,71 @@ func coveredBy(known config.Errors, e *config.FieldError) bool {
 	return config.Related(known, e.Field+".backend") || config.Related(known, e.Field+".upstream_tls")
 }
 
-// issuerProblems loads the issuer file of every allow rule that
-// provisioning did not reach (it compiles a route's rules in order and
-// stops at the first bad one) and reports those that do not load.
-func issuerProblems(f *config.File, known config.Errors) (out config.Errors) {
-	for i, r := range f.Config.Routes {
+// namedFileProblems checks every file the configuration names, each at
+// its own field and line: that it can be read, and for CA files (trusted
+// CAs, issuers of allow rules) that it holds CA certificates. Provisioning
+// stops at the first file of a list that fails, and does not reach
+// revocation or later routes once something failed; this reports them all.
+func namedFileProblems(f *config.File, known config.Errors) (out config.Errors) {
+	c := &f.Config
+	add := func(field string, err error) {
+		if err != nil && !config.Related(known, field) {
+			out = append(out, &config.FieldError{File: f.Path, Line: f.Line(field), Field: field, Err: err})
+		}
+	}
+	readable := func(field, p string) bool {
+		if p == "" {
+			return false
+		}
+		fh, err := os.Open(f.Resolve(p))
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			name := p
+			if r := f.Resolve(p); r != p {
+				name += " (" + r + ", relative to the configuration file)"
+			}
+			add(field, fmt.Errorf("read %s: %w", name, err))
+			return false
+		}
+		fh.Close()
+		return true
+	}
+	loadCA := func(field, p, hint string) {
+		if !readable(field, p) {
+			return
+		}
+		if _, _, err := certsource.LoadCAs([]string{f.Resolve(p)}); err != nil {
+			add(field, fmt.Errorf("%w (%s)", err, hint))
+		}
+	}
+	for i, ck := range c.ServerTLS.Certificates {
+		base := fmt.Sprintf("server_tls.certificates[%d]", i)
+		readable(base+".cert", ck.Cert)
+		readable(base+".key", ck.Key)
+		readable(base+".key_passphrase_file", ck.KeyPassphraseFile)
+	}
+	if c.ClientAuth.Mode != config.ModeNone {
+		for i, p := range c.ClientAuth.TrustedCAs {
+			loadCA(fmt.Sprintf("client_auth.trusted_cas[%d]", i), p, "give a PEM file of the CA certificates that issue client certificates")
+		}
+		for i, src := range c.ClientAuth.Revocation.CRL {
+			if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+				readable(fmt.Sprintf("client_auth.revocation.crl[%d]", i), src)
+			}
+		}
+	}
+	for i, r := range c.Routes {
 		for j, rule := range r.Allow {
-			if rule.Issuer == "" {
-				continue
-			}
-			field := fmt.Sprintf("routes[%d].allow[%d].issuer", i, j)
-			if config.Related(known, field) {
-				continue
-			}
-			if _, err := certsource.LoadCerts(f.Resolve(rule.Issuer)); err != nil {
-				out = append(out, &config.FieldError{File: f.Path, Line: f.Line(field), Field: field,
-					Err: fmt.Errorf("load CA certificate %s: %w (give the path of a PEM file holding the issuing CA certificate)", rule.Issuer, err)})
-			}
+			loadCA(fmt.Sprintf("routes[%d].allow[%d].issuer", i, j), rule.Issuer, "give the path of a PEM file holding the issuing CA certificate")
+		}
+		if u := r.UpstreamTLS; u != nil {
+			base := fmt.Sprintf("routes[%d].upstream_tls", i)
+			readable(base+".ca", u.CA)
+			readable(base+".cert", u.Cert)
+			readable(base+".key", u.Key)
 		}
 	}
 	return out
