@@ -90,6 +90,9 @@ within --poll at worst.`,
 			base := "http://" + ln.Addr().String()
 			// This line is the ready signal: tests wait for it.
 			fmt.Fprintf(env.Stdout, "gatehouse ca serve: CRL at %s/crl, OCSP at %s/ocsp, root CRL at %s/crl/root\n", base, base, base)
+			if _, err := ca.RootCRL(env.ctx()); err != nil {
+				fmt.Fprintf(env.Stderr, "gatehouse: warning: /crl/root cannot be served: %v\n", err)
+			}
 			if u := ca.Settings().URL; u != "" && u != base {
 				fmt.Fprintf(env.Stdout, "  certificates point to %s: make sure it reaches this server\n", u)
 			}
