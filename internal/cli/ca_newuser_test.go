@@ -99,7 +99,7 @@ func TestCASerialsInOpenSSLForm(t *testing.T) {
 	env := map[string]string{passphraseEnv: caTestPass}
 	out := t.TempDir()
 	var serials []string
-	for i := range 8 { // a few, so that a serial with a leading zero nibble is likely among them
+	for i := range 3 { // the leading-zero case is pinned by internal/serial's openssl test
 		prefix := filepath.Join(out, "c"+string(rune('a'+i)))
 		issued := caMust(t, env, "ca", "issue", "--dir", dir, "--profile", "client", "--cn", "c", "--out", prefix)
 		got := strings.TrimPrefix(strings.TrimSpace(caMustOpenSSL(t, "x509", "-in", prefix+".pem", "-noout", "-serial")), "serial=")
