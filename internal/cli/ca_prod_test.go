@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 // regexpSerial finds the serial in `ca issue` output.
-var regexpSerial = regexp.MustCompile(`serial ([0-9a-f]+),`)
+var regexpSerial = regexp.MustCompile(`serial ([0-9A-Fa-f]+),`)
 
 // TestCAMigrateThenReplicas moves a working CA's inventory from SQLite to
 // a real PostgreSQL with `ca migrate` (same records after, counts
