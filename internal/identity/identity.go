@@ -7,7 +7,8 @@ import (
 	"math/big"
 	"net"
 	"net/url"
-	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 // Identity is the verified identity of a client, derived only from a chain
@@ -67,23 +68,9 @@ func (id *Identity) Fingerprint() string { return id.fingerprint }
 // of `openssl x509 -serial`.
 func (id *Identity) Serial() string { return id.serial }
 
-// SerialHex formats a certificate serial number as openssl does:
-// upper-case hex, with a leading zero when the length is odd. Negative
-// serials (which RFC 5280 forbids but parsers accept) keep their sign.
-func SerialHex(n *big.Int) string {
-	if n == nil {
-		return ""
-	}
-	sign := ""
-	if n.Sign() < 0 {
-		sign = "-"
-	}
-	h := strings.ToUpper(new(big.Int).Abs(n).Text(16))
-	if len(h)%2 == 1 {
-		h = "0" + h
-	}
-	return sign + h
-}
+// SerialHex formats a certificate serial number as openssl does; it is
+// serial.Format, kept here for callers that hold an Identity's package.
+func SerialHex(n *big.Int) string { return serial.Format(n) }
 
 // Subject returns the leaf's subject in RFC 2253 form, for logs only: policy
 // never matches on this string (DESIGN.md invariant 4).
