@@ -103,6 +103,7 @@ backend. 'gatehouse ca' runs the certificate authority that makes it practical.`
 		newConfigCmd(env),
 		newDemoCmd(env),
 		newCACmd(env),
+		newScanCmd(env),
 	)
 	addNewUserCmds(root, env)
 	return root

@@ -1,0 +1,250 @@
+package scan
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// allGoSuites are every TLS 1.0-1.2 suite crypto/tls implements, so the
+// certificate handshake works with old servers too.
+func allGoSuites() []uint16 {
+	var ids []uint16
+	for _, s := range tls.CipherSuites() {
+		ids = append(ids, s.ID)
+	}
+	for _, s := range tls.InsecureCipherSuites() {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// handshake is the outcome of one crypto/tls handshake.
+type handshake struct {
+	state   *tls.ConnectionState // as seen in VerifyConnection (nil if never reached)
+	final   *tls.ConnectionState // after the handshake completed
+	certReq *tls.CertificateRequestInfo
+	err     error  // handshake error
+	alert   string // the server's alert, if any (from err or the first read)
+	http    *http.Response
+	httpErr error
+	conn    *tls.Conn
+	resumed bool
+}
+
+// tlsConfig is the scanner's client config: no verification by crypto/tls
+// (the scanner verifies itself), every version and suite Go has.
+func (s *scanner) tlsConfig(cert *tls.Certificate, alpn []string, h *handshake) *tls.Config {
+	return &tls.Config{
+		ServerName:         s.opts.ServerName,
+		InsecureSkipVerify: true,
+		MinVersion:         tls.VersionTLS10,
+		CipherSuites:       allGoSuites(),
+		NextProtos:         alpn,
+		Time:               s.now,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			h.state = &cs
+			return nil
+		},
+		GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			h.certReq = cri
+			if cert != nil {
+				return cert, nil
+			}
+			return &tls.Certificate{}, nil
+		},
+	}
+}
+
+// dialTLS runs one handshake. With request set it then sends an HTTP
+// request (Host: host, "" for the server name) and reads the answer;
+// otherwise it waits briefly for an alert that TLS 1.3 servers send after
+// the handshake when they refuse a client certificate.
+func (s *scanner) dialTLS(ctx context.Context, cfg *tls.Config, h *handshake, request bool, host string, keep bool) {
+	c, release, err := s.p.dialRaw(ctx)
+	if err != nil {
+		h.err = err
+		return
+	}
+	tc := tls.Client(c.Conn, cfg)
+	defer func() {
+		if !keep {
+			tc.Close()
+			release()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		h.err = err
+		h.alert = alertFrom(err)
+		return
+	}
+	st := tc.ConnectionState()
+	h.final, h.resumed, h.conn = &st, st.DidResume, tc
+	if request {
+		if host == "" {
+			host = s.hostHeader()
+		}
+		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-scan\r\nConnection: close\r\n\r\n", host)
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil {
+			h.httpErr = err
+			h.alert = alertFrom(err)
+			return
+		}
+		resp.Body.Close()
+		h.http = resp
+		return
+	}
+	tc.SetReadDeadline(time.Now().Add(800 * time.Millisecond))
+	var b [1]byte
+	if _, err := tc.Read(b[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		h.alert = alertFrom(err)
+		if h.alert == "" {
+			h.alert = "connection closed"
+		}
+	}
+	tc.SetReadDeadline(time.Time{})
+}
+
+func (s *scanner) hostHeader() string {
+	host, port, _ := net.SplitHostPort(s.opts.Addr)
+	if s.opts.ServerName != "" {
+		host = s.opts.ServerName
+	}
+	if port != "443" {
+		host = net.JoinHostPort(host, port)
+	}
+	return host
+}
+
+// alertFrom extracts the alert name from a crypto/tls error.
+func alertFrom(err error) string {
+	if err == nil {
+		return ""
+	}
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		return strings.TrimPrefix(ae.Error(), "tls: ")
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "remote error: tls: "); i >= 0 {
+		return msg[i+len("remote error: tls: "):]
+	}
+	return ""
+}
+
+// refused reports whether the server refused the client in h, and how.
+func (h *handshake) refused() (bool, string) {
+	switch {
+	case h.err != nil && h.alert != "":
+		return true, "refused in the handshake (" + h.alert + ")"
+	case h.err != nil:
+		return true, "handshake failed: " + h.err.Error()
+	case h.alert != "":
+		return true, "refused after the handshake (" + h.alert + ")"
+	case h.http != nil && (h.http.StatusCode == 400 || h.http.StatusCode == 401 || h.http.StatusCode == 403 || h.http.StatusCode == 495 || h.http.StatusCode == 496):
+		return true, fmt.Sprintf("handshake accepted, HTTP request refused (%s)", h.http.Status)
+	case h.http != nil:
+		return false, fmt.Sprintf("accepted (HTTP %s)", h.http.Status)
+	case h.httpErr != nil:
+		return true, "no HTTP answer: " + h.httpErr.Error()
+	}
+	return false, "handshake accepted"
+}
+
+// mintSelfSigned returns a self-signed client certificate.
+func mintSelfSigned(now time.Time) (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("mint self-signed certificate: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "gatehouse-scan self-signed client"},
+		NotBefore:    now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("mint self-signed certificate: %w", err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// mintImpostor returns a client certificate issued by a CA made up here
+// that carries the trusted CA's subject (and, when known, its key ID),
+// with the impostor CA in the chain: a server that checks names instead
+// of signatures lets it in.
+func mintImpostor(now time.Time, subject []byte, skid []byte) (*tls.Certificate, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("mint impostor CA: %w", err)
+	}
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		RawSubject:   subject,
+		NotBefore:    now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true, IsCA: true,
+		SubjectKeyId: skid,
+	}
+	if len(subject) == 0 {
+		ca.RawSubject = nil
+		ca.Subject = pkix.Name{CommonName: "gatehouse-scan impostor CA"}
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, caKey.Public(), caKey)
+	if err != nil {
+		return nil, fmt.Errorf("mint impostor CA: %w", err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, fmt.Errorf("mint impostor CA: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("mint impostor client: %w", err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano() + 1),
+		Subject:      pkix.Name{CommonName: "gatehouse-scan impostor client"},
+		NotBefore:    now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, key.Public(), caKey)
+	if err != nil {
+		return nil, fmt.Errorf("mint impostor client: %w", err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}, nil
+}
+
+// parseHSTS returns the max-age of a Strict-Transport-Security value.
+func parseHSTS(v string) int64 {
+	for _, part := range strings.Split(v, ";") {
+		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "max-age") {
+			n, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(val), `"`), 10, 64)
+			if err == nil && n >= 0 {
+				return n
+			}
+		}
+	}
+	return 0
+}
