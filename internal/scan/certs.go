@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -132,7 +133,16 @@ func (s *scanner) analyzeChain(ctx context.Context, r *Report, chain []*x509.Cer
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	vo := x509.VerifyOptions{Roots: s.opts.Roots, Intermediates: inter, CurrentTime: now,
+	// Verify at a time the leaf is valid, so that the chain itself is
+	// judged too; expiry is reported on its own.
+	vtime := now
+	switch {
+	case cr.Expired:
+		vtime = leaf.NotAfter.Add(-time.Minute)
+	case cr.NotYetValid:
+		vtime = leaf.NotBefore.Add(time.Minute)
+	}
+	vo := x509.VerifyOptions{Roots: s.opts.Roots, Intermediates: inter, CurrentTime: vtime,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	chains, err := leaf.Verify(vo)
 	var unknown x509.UnknownAuthorityError
@@ -148,43 +158,39 @@ func (s *scanner) analyzeChain(ctx context.Context, r *Report, chain []*x509.Cer
 			}
 		}
 	}
-	if err != nil && errors.As(err, &unknown) && !s.opts.Fetch && s.opts.Intermediates != nil {
-		vo.Intermediates = s.opts.Intermediates
+	if err != nil && errors.As(err, &unknown) && s.opts.Intermediates != nil {
 		for _, c := range chain[1:] {
-			vo.Intermediates.AddCert(c)
+			s.opts.Intermediates.AddCert(c)
 		}
+		vo.Intermediates = s.opts.Intermediates
 		if chains, err = leaf.Verify(vo); err == nil {
 			cr.Incomplete = true
 		}
 	}
+	var problems []string
+	if cr.Expired {
+		problems = append(problems, "the certificate expired on "+leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if cr.NotYetValid {
+		problems = append(problems, "the certificate is not valid before "+leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
 	if err != nil {
-		var inv x509.CertificateInvalidError
-		if errors.As(err, &inv) && inv.Reason == x509.Expired {
-			// Report the expiry, and whether the chain is otherwise sound.
-			vo.CurrentTime = leaf.NotAfter.Add(-time.Second)
-			if _, err2 := leaf.Verify(vo); err2 != nil {
-				cr.TrustError = err.Error() + "; and " + err2.Error()
-			}
-		}
-		if cr.TrustError == "" {
-			cr.TrustError = err.Error()
-		}
+		problems = append(problems, err.Error())
 	} else {
-		cr.Trusted = true
 		for _, c := range chains[0] {
 			cr.VerifiedPath = append(cr.VerifiedPath, c.Subject.String())
 		}
 		for _, c := range chains[0][1 : len(chains[0])-1] { // intermediates (not the root)
 			if certInfo(c).WeakSig {
-				cr.Trusted = false
-				cr.TrustError = "an intermediate is signed with " + c.SignatureAlgorithm.String()
+				problems = append(problems, "an intermediate is signed with "+c.SignatureAlgorithm.String())
 			}
 		}
 	}
 	if cr.Chain[0].WeakSig {
-		cr.Trusted = false
-		cr.TrustError = "the certificate is signed with " + leaf.SignatureAlgorithm.String()
+		problems = append(problems, "the certificate is signed with "+leaf.SignatureAlgorithm.String())
 	}
+	cr.Trusted = len(problems) == 0
+	cr.TrustError = strings.Join(problems, "; ")
 	var issuer *x509.Certificate
 	if chains != nil && len(chains[0]) > 1 {
 		issuer = chains[0][1]

@@ -288,6 +288,9 @@ func (r *Report) computeGrade() {
 	if !r.Behaviour.SecureRenegotiation && (has(VersionTLS12) || has(VersionTLS11) || has(VersionTLS10) || has(VersionSSL3)) {
 		warn("secure renegotiation is not supported")
 	}
+	if r.Behaviour.ClientRenegotiation == "accepted" && r.Behaviour.SecureRenegotiation {
+		warn("client-initiated renegotiation is accepted (a denial-of-service lever)")
+	}
 	if r.Behaviour.FallbackSCSV == "not supported" {
 		warn("TLS_FALLBACK_SCSV is not supported (downgrade protection)")
 	}
@@ -296,9 +299,6 @@ func (r *Report) computeGrade() {
 	}
 	if !r.Certificates.InOrder && len(r.Certificates.Chain) > 1 {
 		warn("the chain is not in order")
-	}
-	if len(r.Certificates.Chain) > 0 && r.Certificates.DaysLeft < 30 && !r.Certificates.Expired {
-		warn("the certificate expires in %d days", r.Certificates.DaysLeft)
 	}
 	for _, c := range r.MTLS {
 		if c.Status == Fail {

@@ -141,7 +141,7 @@ func (s *scanner) run(ctx context.Context) (*Report, error) {
 	s.opts.Progress("groups, signature algorithms, behaviour")
 	wg.Go(func() { s.keyExchange(ctx, r) })
 	var probed []Vuln
-	wg.Go(func() { probed = s.p.behaviourProbes(ctx, r) })
+	wg.Go(func() { probed = s.p.behaviourProbes(ctx, r, s.opts.ClientCert) })
 	var chain []*x509.Certificate
 	var staple []byte
 	wg.Go(func() { chain, staple = s.serverChain(ctx, r) })

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -26,7 +27,7 @@ func (r *Report) bestLegacy() (uint16, []uint16) {
 
 // behaviourProbes fills the renegotiation, compression, heartbeat and
 // fallback fields and the probed vulnerabilities.
-func (p *prober) behaviourProbes(ctx context.Context, r *Report) []Vuln {
+func (p *prober) behaviourProbes(ctx context.Context, r *Report, cert *tls.Certificate) []Vuln {
 	var vulns []Vuln
 	v, suites := r.bestLegacy()
 	if v == 0 {
@@ -57,7 +58,7 @@ func (p *prober) behaviourProbes(ctx context.Context, r *Report) []Vuln {
 			crime.Status, crime.Detail = NotTested, err.Error()
 		}
 		vulns = append(vulns, crime, p.heartbleed(ctx, r, v, suites), p.ccsInjection(ctx, v, suites))
-		r.Behaviour.ClientRenegotiation = "not tested"
+		r.Behaviour.ClientRenegotiation = p.clientRenegotiation(ctx, r, cert)
 	}
 	r.Behaviour.FallbackSCSV = p.fallbackSCSV(ctx, r)
 	return vulns

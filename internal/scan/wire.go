@@ -140,6 +140,10 @@ type clientHello struct {
 	versions       []uint16 // supported_versions; nil to omit
 	keyShareX25519 bool     // send an X25519 key share (else an empty key_share with versions)
 	renegInfo      bool
+	renegData      []byte // renegotiated_connection (client verify_data) when renegotiating
+	noEMS          bool   // omit extended_master_secret
+	random         []byte // set by marshal: the client random sent
+	message        []byte // set by marshal: the handshake message (type, length, body)
 	heartbeat      bool
 	statusRequest  bool
 	sessionTicket  bool
@@ -151,6 +155,7 @@ type clientHello struct {
 func (h *clientHello) marshal() ([]byte, error) {
 	var random [32]byte
 	rand.Read(random[:])
+	h.random = random[:]
 	var sid [32]byte
 	rand.Read(sid[:])
 	hs := cryptobyte.NewBuilder(nil)
@@ -183,6 +188,7 @@ func (h *clientHello) marshal() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build client hello: %w", err)
 	}
+	h.message = body
 	rv := h.recordVersion
 	if rv == 0 {
 		rv = min(h.version, VersionTLS10)
@@ -204,7 +210,9 @@ func (h *clientHello) addExtensions(b *cryptobyte.Builder) {
 		})
 	}
 	if h.renegInfo {
-		ext(extRenegotiationInfo, func(b *cryptobyte.Builder) { b.AddUint8(0) })
+		ext(extRenegotiationInfo, func(b *cryptobyte.Builder) {
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(h.renegData) })
+		})
 	}
 	if len(h.groups) > 0 {
 		ext(extSupportedGroups, func(b *cryptobyte.Builder) {
@@ -249,7 +257,9 @@ func (h *clientHello) addExtensions(b *cryptobyte.Builder) {
 			})
 		})
 	}
-	ext(extExtendedMaster, func(b *cryptobyte.Builder) {})
+	if !h.noEMS {
+		ext(extExtendedMaster, func(b *cryptobyte.Builder) {})
+	}
 	if h.versions != nil {
 		ext(extSupportedVersions, func(b *cryptobyte.Builder) {
 			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {

@@ -83,6 +83,8 @@ type LeafOptions struct {
 	// OCSPServer and CRLDistributionPoints go into the certificate as given.
 	OCSPServer            []string
 	CRLDistributionPoints []string
+	// IssuingCertificateURL is the AIA caIssuers URL, as given.
+	IssuingCertificateURL []string
 }
 
 // Leaf is an end-entity certificate and its key.
@@ -154,6 +156,7 @@ func (ca *CA) Leaf(t testing.TB, o LeafOptions) *Leaf {
 		EmailAddresses:        o.Emails,
 		OCSPServer:            o.OCSPServer,
 		CRLDistributionPoints: o.CRLDistributionPoints,
+		IssuingCertificateURL: o.IssuingCertificateURL,
 	}
 	for _, u := range o.URIs {
 		pu, err := url.Parse(u)
