@@ -253,7 +253,7 @@ func (r *Report) computeGrade() {
 			continue
 		}
 		if i := slices.IndexFunc(p.Suites, func(s Suite) bool { return s.Block64 }); i >= 0 {
-			last := !p.ServerOrder
+			last := true
 			for _, s := range p.Suites[i:] {
 				if !s.Block64 {
 					last = false
