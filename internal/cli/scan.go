@@ -112,16 +112,16 @@ func runScan(ctx context.Context, env *Env, fl scanFlags, args []string) error {
 	r, err := scan.Run(ctx, opts)
 	progress.done()
 	if err != nil {
-		return err
+		return &exitError{code: ExitError, err: err}
 	}
 	if fl.json {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(r); err != nil {
-			return fmt.Errorf("scan: write report: %w", err)
+			return &exitError{code: ExitError, err: fmt.Errorf("scan: write report: %w", err)}
 		}
 	} else if err := scan.WriteText(env.Stdout, r, isTerminal(env.Stdout)); err != nil {
-		return fmt.Errorf("scan: write report: %w", err)
+		return &exitError{code: ExitError, err: fmt.Errorf("scan: write report: %w", err)}
 	}
 	if fl.failBelow != "" && scan.GradeBelow(r.Grade.Grade, fl.failBelow) {
 		return &exitError{code: ExitGradeBelow, err: fmt.Errorf("scan: grade %s is below %s", r.Grade.Grade, fl.failBelow)}
