@@ -97,6 +97,7 @@ func (g *gatehouseTarget) options() Options {
 }
 
 func TestGatehouse(t *testing.T) {
+	t.Parallel() // testssl.sh takes most of a minute: run it beside the other
 	g := startGatehouse(t)
 	r := scanFor(t, g.options())
 	if r.Grade.Grade != "A+" || len(r.Grade.Warnings) > 0 {

@@ -42,6 +42,7 @@ func hasCap(r *Report, grade string) bool {
 }
 
 func TestWeakNginx(t *testing.T) {
+	t.Parallel() // testssl.sh takes most of a minute: run it beside the other
 	n := startNginx(t)
 	roots := x509.NewCertPool()
 	roots.AddCert(n.root.Cert)
