@@ -258,7 +258,7 @@ func (r *Report) offered(v uint16) bool {
 // to. It also learns ALPN, tickets and resumption.
 func (s *scanner) serverChain(ctx context.Context, r *Report) ([]*x509.Certificate, []byte) {
 	h := &handshake{}
-	cfg := s.tlsConfig(nil, []string{"h2", "http/1.1"}, h)
+	cfg := s.tlsConfig(s.opts.ClientCert, []string{"h2", "http/1.1"}, h)
 	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
 	s.dialTLS(ctx, cfg, h, false, "", false)
 	var chain []*x509.Certificate
@@ -272,7 +272,7 @@ func (s *scanner) serverChain(ctx context.Context, r *Report) ([]*x509.Certifica
 			r.Behaviour.ALPN = append(r.Behaviour.ALPN, p)
 			if p == "h2" {
 				h2 := &handshake{}
-				s.dialTLS(ctx, s.tlsConfig(nil, []string{"http/1.1"}, h2), h2, false, "", false)
+				s.dialTLS(ctx, s.tlsConfig(s.opts.ClientCert, []string{"http/1.1"}, h2), h2, false, "", false)
 				if h2.final != nil && h2.final.NegotiatedProtocol == "http/1.1" {
 					r.Behaviour.ALPN = append(r.Behaviour.ALPN, "http/1.1")
 				}
@@ -281,7 +281,7 @@ func (s *scanner) serverChain(ctx context.Context, r *Report) ([]*x509.Certifica
 		// Resumption: a second handshake with the session just cached.
 		if h.alert == "" {
 			h2 := &handshake{}
-			cfg2 := s.tlsConfig(nil, nil, h2)
+			cfg2 := s.tlsConfig(s.opts.ClientCert, nil, h2)
 			cfg2.ClientSessionCache = cfg.ClientSessionCache
 			s.dialTLS(ctx, cfg2, h2, false, "", false)
 			r.Behaviour.Resumption = h2.resumed
