@@ -221,7 +221,7 @@ func (r *Report) computeGrade() {
 			continue
 		}
 		switch v.ID {
-		case "heartbleed", "ccs_injection", "robot", "poodle_tls", "drown", "logjam", "freak":
+		case "heartbleed", "ccs_injection", "ticketbleed", "robot", "poodle_tls", "drown", "logjam", "freak":
 			capTo("F", "vulnerable to %s", v.Name)
 		case "crime":
 			capTo("C", "TLS compression is enabled (CRIME)")

@@ -356,7 +356,7 @@ func compareTestssl(t *testing.T, r *Report, ts map[string]testsslFinding) {
 	}
 	vulns := map[string]string{"heartbleed": "heartbleed", "CCS": "ccs_injection", "ROBOT": "robot",
 		"CRIME_TLS": "crime", "POODLE_SSL": "poodle_ssl", "SWEET32": "sweet32", "FREAK": "freak",
-		"DROWN": "drown", "LOGJAM": "logjam", "BEAST": "beast", "LUCKY13": "lucky13", "RC4": "rc4"}
+		"DROWN": "drown", "LOGJAM": "logjam", "BEAST": "beast", "LUCKY13": "lucky13", "RC4": "rc4", "BREACH": "breach", "ticketbleed": "ticketbleed"}
 	for tid, id := range vulns {
 		f, ok := ts[tid]
 		if !ok {

@@ -135,6 +135,9 @@ type HTTPResult struct {
 	// another virtual host than the SNI (0 when not tested).
 	MisdirectedStatus int    `json:"misdirected_status"`
 	MisdirectedHost   string `json:"misdirected_host,omitempty"`
+	// ContentEncoding is the compression the server used when the
+	// request accepted gzip, deflate and br ("" for none).
+	ContentEncoding string `json:"content_encoding,omitempty"`
 }
 
 // Vuln is one known vulnerability's verdict.

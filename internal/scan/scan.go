@@ -156,7 +156,7 @@ func (s *scanner) run(ctx context.Context) (*Report, error) {
 		s.httpChecks(ctx, r)
 	}
 	r.Vulns = append(probed, r.inferredVulns()...)
-	r.Vulns = append(r.Vulns, s.p.robot(ctx, r))
+	r.Vulns = append(r.Vulns, s.p.robot(ctx, r), r.breach(), s.ticketbleed(ctx, r))
 	slices.SortStableFunc(r.Vulns, func(a, b Vuln) int { return vulnOrder(a.ID) - vulnOrder(b.ID) })
 	r.computeGrade()
 	r.DurationMS = s.now().Sub(start).Milliseconds()
@@ -169,7 +169,7 @@ func (s *scanner) addError(r *Report, err error) {
 	s.mu.Unlock()
 }
 
-var vulnIDs = []string{"heartbleed", "ccs_injection", "robot", "crime", "poodle_ssl", "poodle_tls", "beast", "sweet32", "freak", "logjam", "drown", "lucky13", "rc4"}
+var vulnIDs = []string{"heartbleed", "ccs_injection", "ticketbleed", "robot", "crime", "breach", "poodle_ssl", "poodle_tls", "beast", "sweet32", "freak", "logjam", "drown", "lucky13", "rc4"}
 
 func vulnOrder(id string) int { return slices.Index(vulnIDs, id) }
 
@@ -461,6 +461,7 @@ func (s *scanner) httpChecks(ctx context.Context, r *Report) {
 	r.HTTP.Status = h.http.StatusCode
 	r.HTTP.HSTS = h.http.Header.Get("Strict-Transport-Security")
 	r.HTTP.HSTSMaxAge = parseHSTS(r.HTTP.HSTS)
+	r.HTTP.ContentEncoding = h.http.Header.Get("Content-Encoding")
 	if s.opts.MisdirectedHost != "" {
 		m := &handshake{}
 		s.dialTLS(ctx, s.tlsConfig(s.opts.ClientCert, []string{"http/1.1"}, m), m, true, s.opts.MisdirectedHost, false)
@@ -477,4 +478,22 @@ func (s *scanner) httpChecks(ctx context.Context, r *Report) {
 		}
 		r.MTLS = append(r.MTLS, Check{ID: "misdirected", Name: "SNI/Host mismatch refused (421)", Status: st, Detail: detail})
 	}
+}
+
+// breach judges HTTP compression of the answer to "/" (BREACH needs a
+// secret and attacker input in a compressed body: only the compression
+// can be seen from outside).
+func (r *Report) breach() Vuln {
+	v := Vuln{ID: "breach", Name: "BREACH (HTTP compression)", CVE: "CVE-2013-3587", Method: "probed"}
+	switch {
+	case r.HTTP == nil:
+		v.Status, v.Detail = NotTested, "needs --http"
+	case r.HTTP.Status == 0:
+		v.Status, v.Detail = NotTested, "no HTTP answer"
+	case r.HTTP.ContentEncoding != "" && r.HTTP.ContentEncoding != "identity":
+		v.Status, v.Detail = Exposed, "the answer to / is compressed ("+r.HTTP.ContentEncoding+"); only pages with secrets and reflected input matter"
+	default:
+		v.Status, v.Detail = NotVulnerable, "no HTTP compression of /"
+	}
+	return v
 }

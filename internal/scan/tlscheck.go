@@ -100,7 +100,9 @@ func (s *scanner) dialTLS(ctx context.Context, cfg *tls.Config, h *handshake, re
 		if host == "" {
 			host = s.hostHeader()
 		}
-		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-scan\r\nConnection: close\r\n\r\n", host)
+		// Accept-Encoding asks for compression, so that the answer shows
+		// whether the server compresses (BREACH).
+		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-scan\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: close\r\n\r\n", host)
 		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
 		if err != nil {
 			h.httpErr = err

@@ -142,6 +142,8 @@ type clientHello struct {
 	renegInfo      bool
 	renegData      []byte // renegotiated_connection (client verify_data) when renegotiating
 	noEMS          bool   // omit extended_master_secret
+	sessionID      []byte // legacy_session_id; nil: 32 random bytes with versions, else empty
+	ticket         []byte // session_ticket extension data (with sessionTicket)
 	random         []byte // set by marshal: the client random sent
 	message        []byte // set by marshal: the handshake message (type, length, body)
 	heartbeat      bool
@@ -164,7 +166,10 @@ func (h *clientHello) marshal() ([]byte, error) {
 		b.AddUint16(h.version)
 		b.AddBytes(random[:])
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {
-			if h.versions != nil {
+			switch {
+			case h.sessionID != nil:
+				b.AddBytes(h.sessionID)
+			case h.versions != nil:
 				b.AddBytes(sid[:]) // middlebox compatibility, as browsers do
 			}
 		})
@@ -243,7 +248,7 @@ func (h *clientHello) addExtensions(b *cryptobyte.Builder) {
 		})
 	}
 	if h.sessionTicket {
-		ext(extSessionTicket, func(b *cryptobyte.Builder) {})
+		ext(extSessionTicket, func(b *cryptobyte.Builder) { b.AddBytes(h.ticket) })
 	}
 	if h.heartbeat {
 		ext(extHeartbeat, func(b *cryptobyte.Builder) { b.AddUint8(1) }) // peer_allowed_to_send
