@@ -232,6 +232,9 @@ func (r *Report) computeGrade() {
 	if r.Behaviour.ClientRenegotiation == "accepted" && !r.Behaviour.SecureRenegotiation {
 		capTo("F", "insecure client-initiated renegotiation is accepted")
 	}
+	if c := r.Certificates; c.CRL == "revoked" || c.OCSP == "revoked" || c.OCSPStaple == "revoked" {
+		capTo("F", "the certificate is revoked")
+	}
 	if k := r.leafKeyStrength(); len(r.Certificates.Chain) > 0 && k < 1024 {
 		capTo("F", "the certificate key is %d bits", k)
 	}

@@ -68,6 +68,8 @@ func TestGradeCaps(t *testing.T) {
 		}, "F", "insecure client-initiated renegotiation"},
 		{"RSA 512", func(r *Report) { r.Certificates.Chain[0] = CertInfo{KeyType: "RSA", KeyBits: 512} }, "F", "certificate key is 512"},
 		{"DH 768", func(r *Report) { addSuite(r, VersionTLS12, 0x009E); r.DHBits = 768 }, "F", "DH parameters of 768"},
+		{"revoked (CRL)", func(r *Report) { r.Certificates.CRL = "revoked" }, "F", "revoked"},
+		{"revoked (OCSP staple)", func(r *Report) { r.Certificates.OCSPStaple = "revoked" }, "F", "revoked"},
 		{"CRIME", func(r *Report) { r.Vulns = []Vuln{{ID: "crime", Status: Vulnerable}} }, "C", "compression"},
 		{"SSLv3 POODLE", func(r *Report) {
 			addSuite(r, VersionSSL3, 0x002F)

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
@@ -102,18 +106,40 @@ func launchNginx(t *testing.T) (*nginxSet, error) {
 	n.inter = n.root.Intermediate(t, "Scan Test Issuing CA")
 	n.rootFile = n.root.WriteCert(t, dir, "root.pem")
 
-	// The AIA server hands out the intermediate the weak server omits.
+	// The AIA server hands out the intermediate the weak server omits,
+	// the intermediate's CRL and an OCSP responder for its leaves.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	base := "http://" + ln.Addr().String()
+	n.aiaURL = base + "/inter.der"
+	weakSerial := big.NewInt(0x5ca1ab1e)
 	interDER := n.inter.Cert.Raw
-	aiaSrv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/pkix-cert")
-		w.Write(interDER)
-	}), ReadHeaderTimeout: 5 * time.Second}
+	goodCRL := n.inter.CRL(t, 1, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	revokedCRL := n.inter.CRL(t, 2, time.Now().Add(-time.Minute), time.Now().Add(time.Hour), weakSerial)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /inter.der", func(w http.ResponseWriter, r *http.Request) { w.Write(interDER) })
+	mux.HandleFunc("GET /good.crl", func(w http.ResponseWriter, r *http.Request) { w.Write(goodCRL) })
+	mux.HandleFunc("GET /revoked.crl", func(w http.ResponseWriter, r *http.Request) { w.Write(revokedCRL) })
+	mux.HandleFunc("POST /ocsp", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		req, err := ocsp.ParseRequest(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := ocsp.CreateResponse(n.inter.Cert, n.inter.Cert, ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber,
+			ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}, n.inter.Key)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		w.Write(resp)
+	})
+	aiaSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go aiaSrv.Serve(ln)
-	n.aiaURL = "http://" + ln.Addr().String() + "/inter.der"
 
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -122,7 +148,7 @@ func launchNginx(t *testing.T) (*nginxSet, error) {
 	weak := n.inter.Leaf(t, testpki.LeafOptions{CN: "weak.test", DNS: []string{"weak.test"},
 		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, Key: rsaKey,
 		NotBefore: time.Now().Add(-50 * time.Minute), NotAfter: time.Now().Add(-10 * time.Minute),
-		IssuingCertificateURL: []string{n.aiaURL}})
+		IssuingCertificateURL: []string{n.aiaURL}, CRLDistributionPoints: []string{base + "/revoked.crl"}, Serial: weakSerial})
 	testpki.WriteFile(t, filepath.Join(dir, "weak.pem"), testpki.CertsPEM(weak.Cert)) // leaf only: incomplete
 	testpki.WriteFile(t, filepath.Join(dir, "weak-key.pem"), weak.KeyPEM(t))
 	modernKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -130,7 +156,8 @@ func launchNginx(t *testing.T) (*nginxSet, error) {
 		return nil, err
 	}
 	modern := n.inter.Leaf(t, testpki.LeafOptions{CN: "modern.test", DNS: []string{"modern.test"},
-		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, Key: modernKey})
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, Key: modernKey,
+		CRLDistributionPoints: []string{base + "/good.crl"}, OCSPServer: []string{base + "/ocsp"}})
 	modern.Write(t, dir, "modern")
 
 	dh, err := exec.Command("openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048").Output()
@@ -359,6 +386,9 @@ func compareTestssl(t *testing.T, r *Report, ts map[string]testsslFinding) {
 		"DROWN": "drown", "LOGJAM": "logjam", "BEAST": "beast", "LUCKY13": "lucky13", "RC4": "rc4", "BREACH": "breach", "ticketbleed": "ticketbleed"}
 	for tid, id := range vulns {
 		f, ok := ts[tid]
+		if !ok && (tid == "BREACH" || tid == "ticketbleed") {
+			continue // testssl.sh skips them when it cannot speak HTTP (client certificate required)
+		}
 		if !ok {
 			t.Errorf("testssl gave no verdict for %s", tid)
 			continue

@@ -70,10 +70,14 @@ func TestWeakNginx(t *testing.T) {
 	if len(c.Fetched) == 0 || c.Fetched[0] != n.aiaURL {
 		t.Errorf("AIA not fetched: %v", c.Fetched)
 	}
-	if r.Grade.Grade != "T" || r.Grade.GradeIgnoringTrust != "B" {
-		t.Errorf("grade %s (%s), want T (B)", r.Grade.Grade, r.Grade.GradeIgnoringTrust)
+	if c.CRL != "revoked" {
+		t.Errorf("CRL verdict %q, want revoked", c.CRL)
 	}
-	for _, g := range []string{"B", "T"} {
+	// Revoked caps at F; the expiry makes it T with F kept beside it.
+	if r.Grade.Grade != "T" || r.Grade.GradeIgnoringTrust != "F" {
+		t.Errorf("grade %s (%s), want T (F)", r.Grade.Grade, r.Grade.GradeIgnoringTrust)
+	}
+	for _, g := range []string{"B", "T", "F"} {
 		if !hasCap(r, g) {
 			t.Errorf("no %s cap in %+v", g, r.Grade.Caps)
 		}
@@ -121,6 +125,9 @@ func TestModernNginx(t *testing.T) {
 	}
 	if c := check(r, "requested"); c == nil || c.Detail != "the server does not request a client certificate" {
 		t.Errorf("requested: %+v", c)
+	}
+	if c := r.Certificates; c.CRL != "good" || c.OCSP != "good" || len(c.Fetched) != 2 {
+		t.Errorf("revocation: CRL %q, OCSP %q, fetched %v", c.CRL, c.OCSP, c.Fetched)
 	}
 	if !slices.Contains(r.Behaviour.ALPN, "h2") {
 		t.Errorf("ALPN %v", r.Behaviour.ALPN)

@@ -133,7 +133,7 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 		case Exposed, NotTested:
 			col = yellow
 		}
-		p.f("  %-22s %s (%s) %s\n", v.Name, p.paint(col, string(v.Status)), v.Method, v.Detail)
+		p.f("  %-26s %s (%s) %s\n", v.Name, p.paint(col, string(v.Status)), v.Method, v.Detail)
 	}
 
 	p.section("Client certificates (mTLS)")

@@ -60,7 +60,7 @@ func (s *scanner) ticketbleed(ctx context.Context, r *Report) Vuln {
 	case len(res.hello.sessionID) > 1 && res.hello.sessionID[0] == 0x42:
 		v.Status, v.Detail = Vulnerable, fmt.Sprintf("a 1-byte session ID came back as %d bytes", len(res.hello.sessionID))
 	default:
-		v.Status, v.Detail = NotVulnerable, fmt.Sprintf("a 1-byte session ID came back as %d bytes", len(res.hello.sessionID))
+		v.Status, v.Detail = NotVulnerable, fmt.Sprintf("a 1-byte session ID came back as %d byte(s)", len(res.hello.sessionID))
 	}
 	return v
 }
