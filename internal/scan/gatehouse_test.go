@@ -37,7 +37,12 @@ func startGatehouse(t *testing.T) *gatehouseTarget {
 	dir := t.TempDir()
 	root := testpki.NewRoot(t, "Gatehouse Scan Root")
 	inter := root.Intermediate(t, "Gatehouse Scan Issuing CA")
-	api := inter.Server(t, "api.example.com")
+	// The API certificate names an OCSP responder: gatehouse staples.
+	responder := httptest.NewServer(ocspResponder(inter))
+	t.Cleanup(responder.Close)
+	api := inter.Leaf(t, testpki.LeafOptions{CN: "api.example.com", DNS: []string{"api.example.com"},
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		OCSPServer: []string{responder.URL}})
 	other := inter.Server(t, "other.example.com")
 	api.Write(t, dir, "api")
 	other.Write(t, dir, "other")
@@ -53,6 +58,7 @@ server_tls:
   certificates:
     - { cert: api.pem, key: api-key.pem }
     - { cert: other.pem, key: other-key.pem }
+  ocsp_stapling: true
 client_auth:
   mode: require
   trusted_cas: [ca.pem]
@@ -82,6 +88,7 @@ routes:
 			t.Errorf("gateway did not stop")
 		}
 	})
+	waitStaple(t, ln.Addr().String(), "api.example.com")
 	return &gatehouseTarget{addr: ln.Addr().String(), root: root, client: inter.Client(t, "scan-client"), server: api, cfgFile: path}
 }
 
@@ -134,6 +141,9 @@ func TestGatehouse(t *testing.T) {
 	if r.Behaviour.ClientRenegotiation != "refused" || r.Behaviour.Compression || r.Behaviour.FallbackSCSV != "supported" {
 		t.Errorf("behaviour: %+v", r.Behaviour)
 	}
+	if c := r.Certificates; !c.OCSPStapled || c.OCSPStaple != "good" || c.OCSP != "good" {
+		t.Errorf("OCSP: stapled %v %q, responder %q", c.OCSPStapled, c.OCSPStaple, c.OCSP)
+	}
 	if !r.Certificates.Trusted || r.Certificates.Incomplete || r.Certificates.RootSent {
 		t.Errorf("certificates: %+v", r.Certificates)
 	}
@@ -181,4 +191,26 @@ func TestUnverifiedClientCerts(t *testing.T) {
 		t.Errorf("grade %s (%+v)", r.Grade.Grade, r.Grade.Caps)
 	}
 	compareSSLScan(t, r, addr, "lax.test")
+}
+
+// waitStaple waits until the server at addr staples an OCSP response
+// (the stapler fetches in the background after startup).
+func waitStaple(t *testing.T, addr, sni string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var staple []byte
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: sni, InsecureSkipVerify: true,
+			VerifyConnection: func(cs tls.ConnectionState) error { staple = cs.OCSPResponse; return nil }})
+		if err == nil {
+			c.Close()
+		}
+		if len(staple) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gatehouse did not staple an OCSP response within 10s (%v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

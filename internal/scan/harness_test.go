@@ -122,22 +122,7 @@ func launchNginx(t *testing.T) (*nginxSet, error) {
 	mux.HandleFunc("GET /inter.der", func(w http.ResponseWriter, r *http.Request) { w.Write(interDER) })
 	mux.HandleFunc("GET /good.crl", func(w http.ResponseWriter, r *http.Request) { w.Write(goodCRL) })
 	mux.HandleFunc("GET /revoked.crl", func(w http.ResponseWriter, r *http.Request) { w.Write(revokedCRL) })
-	mux.HandleFunc("POST /ocsp", func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-		req, err := ocsp.ParseRequest(body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		resp, err := ocsp.CreateResponse(n.inter.Cert, n.inter.Cert, ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber,
-			ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}, n.inter.Key)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/ocsp-response")
-		w.Write(resp)
-	})
+	mux.Handle("POST /ocsp", ocspResponder(n.inter))
 	aiaSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go aiaSrv.Serve(ln)
 
@@ -504,4 +489,25 @@ func compareSSLScan(t *testing.T, r *Report, addr, sni string) {
 		}
 	}
 	t.Logf("sslscan agreed on %d protocols and %d suites", len(doc.Protocols), len(doc.Ciphers))
+}
+
+// ocspResponder answers OCSP requests for ca's certificates: good, for an
+// hour, signed by ca itself.
+func ocspResponder(ca *testpki.CA) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		req, err := ocsp.ParseRequest(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := ocsp.CreateResponse(ca.Cert, ca.Cert, ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber,
+			ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}, ca.Key)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		w.Write(resp)
+	})
 }
