@@ -187,6 +187,9 @@ func TestUnverifiedClientCerts(t *testing.T) {
 	if v := vuln(r, "sweet32"); v == nil || v.Status != NotVulnerable {
 		t.Errorf("sweet32: %+v", v)
 	}
+	if v := vuln(r, "poodle_tls"); v == nil || v.Status != NotVulnerable || v.Method != "probed" {
+		t.Errorf("poodle_tls = %+v, want a probed not vulnerable", v)
+	}
 	if r.Grade.Grade != "B" || !hasCap(r, "B") {
 		t.Errorf("grade %s (%+v)", r.Grade.Grade, r.Grade.Caps)
 	}

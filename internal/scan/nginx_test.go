@@ -94,6 +94,9 @@ func TestWeakNginx(t *testing.T) {
 	if got := check(r, "requested").Detail; got != "requested; acceptable CAs: CN=Scan Test Root,O=gatehouse test" {
 		t.Errorf("requested: %s", got)
 	}
+	if v := vuln(r, "poodle_tls"); v == nil || v.Status != NotVulnerable || v.Method != "probed" {
+		t.Errorf("poodle_tls = %+v, want a probed not vulnerable", v)
+	}
 	for id, want := range map[string]VulnStatus{"beast": Exposed, "lucky13": Exposed, "heartbleed": NotVulnerable,
 		"ccs_injection": NotVulnerable, "robot": NotVulnerable} {
 		if v := vuln(r, id); v == nil || v.Status != want {

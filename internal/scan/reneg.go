@@ -11,6 +11,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	_ "crypto/sha512" // the PRF of SHA-384 suites
 	"crypto/tls"
@@ -33,14 +34,18 @@ import (
 // it renegotiates, an alert or a close means it refuses. Nothing the
 // server sends is decrypted.
 
-// renegSuites are the suites the probe can run, with their PRF hash and
-// key length.
-var renegSuites = map[uint16]struct {
+// session12Suites are the suites the probe's own TLS 1.2 handshake can
+// run: PRF hash, key length and whether the record protection is CBC
+// (HMAC-SHA1 then AES-CBC, explicit IV) rather than AES-GCM.
+var session12Suites = map[uint16]struct {
 	hash   crypto.Hash
 	keyLen int
+	cbc    bool
 }{
-	0xC02F: {crypto.SHA256, 16}, 0xC02B: {crypto.SHA256, 16},
-	0xC030: {crypto.SHA384, 32}, 0xC02C: {crypto.SHA384, 32},
+	0xC02F: {crypto.SHA256, 16, false}, 0xC02B: {crypto.SHA256, 16, false},
+	0xC030: {crypto.SHA384, 32, false}, 0xC02C: {crypto.SHA384, 32, false},
+	0xC013: {crypto.SHA256, 16, true}, 0xC009: {crypto.SHA256, 16, true},
+	0xC014: {crypto.SHA256, 32, true}, 0xC00A: {crypto.SHA256, 32, true},
 }
 
 // prf12 is the TLS 1.2 PRF (RFC 5246 section 5).
@@ -73,7 +78,7 @@ func (p *prober) clientRenegotiation(ctx context.Context, r *Report, cert *tls.C
 			continue
 		}
 		for _, s := range pr.Suites {
-			if _, ok := renegSuites[s.ID]; ok && suite == 0 {
+			if p, ok := session12Suites[s.ID]; ok && !p.cbc && suite == 0 {
 				suite = s.ID
 			}
 		}
@@ -88,25 +93,74 @@ func (p *prober) clientRenegotiation(ctx context.Context, r *Report, cert *tls.C
 	return verdict
 }
 
+// session12 is a TLS 1.2 connection whose handshake the probe completed.
+type session12 struct {
+	c       *conn
+	release func()
+	verify  []byte // client verify_data
+	seal    func(typ uint8, plain []byte, badPadding bool) []byte
+}
+
+func (s *session12) Close() {
+	s.c.Close()
+	s.release()
+}
+
 func (p *prober) renegotiate(ctx context.Context, suite uint16, cert *tls.Certificate) (string, error) {
-	params := renegSuites[suite]
-	groups := []uint16{0x001d, 0x0017, 0x0018}
+	s, err := p.handshake12(ctx, suite, cert)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	re := &clientHello{version: VersionTLS12, suites: []uint16{suite}, serverName: p.sni, groups: probeGroups,
+		sigAlgs: sigAlgOrder, renegInfo: true, renegData: s.verify, noEMS: true}
+	if _, err := re.marshal(); err != nil {
+		return "", err
+	}
+	if _, err := s.c.Write(s.seal(recordHandshake, re.message, false)); err != nil {
+		return "refused", nil
+	}
+	s.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	typ, _, err := s.c.readRecord()
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "refused", nil // ignored: no renegotiation happened
+	case err != nil:
+		return "refused", nil // closed
+	case typ == recordHandshake:
+		return "accepted", nil
+	}
+	return "refused", nil // an alert (no_renegotiation or fatal)
+}
+
+var probeGroups = []uint16{0x001d, 0x0017, 0x0018}
+
+// handshake12 completes a TLS 1.2 ECDHE handshake with suite, presenting
+// cert if the server asks for one. The server's Finished is read but not
+// checked: the probes only need the server to take the keys.
+func (p *prober) handshake12(ctx context.Context, suite uint16, cert *tls.Certificate) (_ *session12, err error) {
+	params := session12Suites[suite]
+	groups := probeGroups
 	ch := &clientHello{version: VersionTLS12, suites: []uint16{suite}, serverName: p.sni, groups: groups,
 		sigAlgs: sigAlgOrder, renegInfo: true, noEMS: true}
 	hello, err := ch.marshal()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	c, release, err := p.dialRaw(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	defer release()
-	defer c.Close()
+	defer func() {
+		if err != nil {
+			c.Close()
+			release()
+		}
+	}()
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := c.Write(hello); err != nil {
-		return "", fmt.Errorf("renegotiation probe: %w", err)
+		return nil, fmt.Errorf("TLS 1.2 probe: %w", err)
 	}
 	transcript := slices.Clone(ch.message)
 	var sh *serverHello
@@ -116,26 +170,26 @@ func (p *prober) renegotiate(ctx context.Context, suite uint16, cert *tls.Certif
 	for done := false; !done; {
 		typ, body, err := c.readHandshake()
 		if err != nil {
-			return "", fmt.Errorf("renegotiation probe: first handshake: %w", err)
+			return nil, fmt.Errorf("TLS 1.2 probe: handshake: %w", err)
 		}
 		transcript = append(transcript, typ, byte(len(body)>>16), byte(len(body)>>8), byte(len(body)))
 		transcript = append(transcript, body...)
 		switch typ {
 		case hsServerHello:
 			if sh, err = parseServerHello(body); err != nil {
-				return "", err
+				return nil, err
 			}
 			if _, ems := sh.extensions[extExtendedMaster]; ems {
-				return "", errors.New("server insists on extended master secret")
+				return nil, errors.New("server insists on extended master secret")
 			}
 		case hsServerKeyExchange:
 			if kx, err = parseServerKeyExchange(body, SuiteInfo(suite), VersionTLS12); err != nil {
-				return "", err
+				return nil, err
 			}
 			s := cryptobyte.String(body[3:])
 			var pt cryptobyte.String
 			if !s.ReadUint8LengthPrefixed(&pt) {
-				return "", errMalformed
+				return nil, errMalformed
 			}
 			serverPoint = pt
 		case hsCertificateReq:
@@ -145,7 +199,7 @@ func (p *prober) renegotiate(ctx context.Context, suite uint16, cert *tls.Certif
 		}
 	}
 	if sh == nil || sh.suite != suite || kx == nil {
-		return "", errors.New("unexpected first handshake")
+		return nil, errors.New("unexpected first handshake")
 	}
 	var curve ecdh.Curve
 	switch kx.group {
@@ -156,19 +210,19 @@ func (p *prober) renegotiate(ctx context.Context, suite uint16, cert *tls.Certif
 	case 0x0018:
 		curve = ecdh.P384()
 	default:
-		return "", fmt.Errorf("group %s not supported by the probe", GroupName(kx.group))
+		return nil, fmt.Errorf("group %s not supported by the probe", GroupName(kx.group))
 	}
 	priv, err := curve.GenerateKey(rand.Reader)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	peer, err := curve.NewPublicKey(serverPoint)
 	if err != nil {
-		return "", fmt.Errorf("server key share: %w", err)
+		return nil, fmt.Errorf("server key share: %w", err)
 	}
 	pms, err := priv.ECDH(peer)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var out []byte
 	msg := func(typ uint8, body []byte) []byte {
@@ -201,55 +255,38 @@ func (p *prober) renegotiate(ctx context.Context, suite uint16, cert *tls.Certif
 		// CertificateVerify: the transcript so far, signed by the client key.
 		cv, err := certificateVerify(signer, transcript)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		out = append(out, records(recordHandshake, VersionTLS12, msg(15, cv))...)
 	}
 	out = append(out, records(recordCCS, VersionTLS12, []byte{1})...)
 
 	master := prf12(params.hash, pms, "master secret", append(slices.Clone(ch.random), sh.random...), 48)
-	kb := prf12(params.hash, master, "key expansion", append(slices.Clone(sh.random), ch.random...), 2*params.keyLen+8)
-	key, iv := kb[:params.keyLen], kb[2*params.keyLen:2*params.keyLen+4]
-	block, err := aes.NewCipher(key)
+	seal, err := recordSealer(params.hash, params.keyLen, params.cbc, master, ch.random, sh.random)
 	if err != nil {
-		return "", err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return "", err
+		return nil, err
 	}
 	hh := params.hash.New()
 	hh.Write(transcript)
 	verify := prf12(params.hash, master, "client finished", hh.Sum(nil), 12)
-	var seq uint64
-	seal := func(typ uint8, plain []byte) []byte {
-		nonce := make([]byte, 12)
-		copy(nonce, iv)
-		binary.BigEndian.PutUint64(nonce[4:], seq)
-		ad := binary.BigEndian.AppendUint64(nil, seq)
-		ad = append(ad, typ, 3, 3, byte(len(plain)>>8), byte(len(plain)))
-		payload := aead.Seal(slices.Clone(nonce[4:]), nonce, plain, ad)
-		seq++
-		return records(typ, VersionTLS12, payload)
-	}
 	fin := cryptobyte.NewBuilder(nil)
 	fin.AddUint8(20)
 	fin.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(verify) })
-	out = append(out, seal(recordHandshake, fin.BytesOrPanic())...)
+	out = append(out, seal(recordHandshake, fin.BytesOrPanic(), false)...)
 	if _, err := c.Write(out); err != nil {
-		return "", fmt.Errorf("renegotiation probe: %w", err)
+		return nil, fmt.Errorf("TLS 1.2 probe: %w", err)
 	}
 	// The server's CCS and Finished (and maybe a ticket before them).
 	for sawCCS := false; ; {
 		typ, _, err := c.readRecord()
 		if err != nil {
-			return "", fmt.Errorf("renegotiation probe: the server did not finish the first handshake: %w", err)
+			return nil, fmt.Errorf("TLS 1.2 probe: the server did not finish the handshake: %w", err)
 		}
 		if typ == recordAlert {
 			if certRequested && cert == nil {
-				return "", errors.New("the server requires a client certificate (give one)")
+				return nil, errors.New("the server requires a client certificate (give one)")
 			}
-			return "", errors.New("the server refused the probe's first handshake")
+			return nil, errors.New("the server refused the probe's handshake")
 		}
 		if typ == recordCCS {
 			sawCCS = true
@@ -259,25 +296,68 @@ func (p *prober) renegotiate(ctx context.Context, suite uint16, cert *tls.Certif
 			break
 		}
 	}
-	re := &clientHello{version: VersionTLS12, suites: []uint16{suite}, serverName: p.sni, groups: groups,
-		sigAlgs: sigAlgOrder, renegInfo: true, renegData: verify, noEMS: true}
-	if _, err := re.marshal(); err != nil {
-		return "", err
+	return &session12{c: c, release: release, verify: verify, seal: seal}, nil
+}
+
+// recordSealer returns the client's record protection for a TLS 1.2
+// session: AES-GCM, or HMAC-SHA1 then AES-CBC with an explicit IV. With
+// badPadding the CBC padding bytes are wrong (all but the length byte),
+// which only a server that does not check them accepts (POODLE TLS).
+func recordSealer(h crypto.Hash, keyLen int, cbc bool, master, clientRandom, serverRandom []byte) (func(uint8, []byte, bool) []byte, error) {
+	macLen, ivLen := 0, 4
+	if cbc {
+		macLen, ivLen = 20, 0
 	}
-	if _, err := c.Write(seal(recordHandshake, re.message)); err != nil {
-		return "refused", nil
+	kb := prf12(h, master, "key expansion", append(slices.Clone(serverRandom), clientRandom...), 2*macLen+2*keyLen+2*ivLen)
+	macKey := kb[:macLen]
+	key := kb[2*macLen : 2*macLen+keyLen]
+	iv := kb[2*macLen+2*keyLen : 2*macLen+2*keyLen+ivLen]
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
 	}
-	c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	typ, _, err := c.readRecord()
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return "refused", nil // ignored: no renegotiation happened
-	case err != nil:
-		return "refused", nil // closed
-	case typ == recordHandshake:
-		return "accepted", nil
+	var seq uint64
+	header := func(typ uint8, n int) []byte {
+		ad := binary.BigEndian.AppendUint64(nil, seq)
+		return append(ad, typ, 3, 3, byte(n>>8), byte(n))
 	}
-	return "refused", nil // an alert (no_renegotiation or fatal)
+	if !cbc {
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		return func(typ uint8, plain []byte, _ bool) []byte {
+			nonce := make([]byte, 12)
+			copy(nonce, iv)
+			binary.BigEndian.PutUint64(nonce[4:], seq)
+			payload := aead.Seal(slices.Clone(nonce[4:]), nonce, plain, header(typ, len(plain)))
+			seq++
+			return records(typ, VersionTLS12, payload)
+		}, nil
+	}
+	return func(typ uint8, plain []byte, badPadding bool) []byte {
+		mac := hmac.New(sha1.New, macKey)
+		mac.Write(header(typ, len(plain)))
+		mac.Write(plain)
+		data := mac.Sum(slices.Clone(plain))
+		pad := aes.BlockSize - (len(data)+1)%aes.BlockSize
+		if pad == 0 && badPadding {
+			pad = aes.BlockSize // at least one padding byte to get wrong
+		}
+		for i := 0; i <= pad; i++ {
+			b := byte(pad)
+			if badPadding && i < pad {
+				b = byte(pad) ^ 0x5a
+			}
+			data = append(data, b)
+		}
+		explicitIV := make([]byte, aes.BlockSize)
+		rand.Read(explicitIV)
+		out := make([]byte, len(data))
+		cipher.NewCBCEncrypter(block, explicitIV).CryptBlocks(out, data)
+		seq++
+		return records(typ, VersionTLS12, append(explicitIV, out...))
+	}, nil
 }
 
 // certificateVerify signs transcript for a TLS 1.2 CertificateVerify with

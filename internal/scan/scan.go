@@ -156,7 +156,7 @@ func (s *scanner) run(ctx context.Context) (*Report, error) {
 		s.httpChecks(ctx, r)
 	}
 	r.Vulns = append(probed, r.inferredVulns()...)
-	r.Vulns = append(r.Vulns, s.p.robot(ctx, r), r.breach(), s.ticketbleed(ctx, r))
+	r.Vulns = append(r.Vulns, s.p.robot(ctx, r), r.breach(), s.ticketbleed(ctx, r), s.p.poodleTLS(ctx, r, s.opts.ClientCert))
 	slices.SortStableFunc(r.Vulns, func(a, b Vuln) int { return vulnOrder(a.ID) - vulnOrder(b.ID) })
 	r.computeGrade()
 	r.DurationMS = s.now().Sub(start).Milliseconds()

@@ -230,12 +230,6 @@ func (r *Report) inferredVulns() []Vuln {
 	} else {
 		add("poodle_ssl", "POODLE (SSLv3)", "CVE-2014-3566", NotVulnerable, "inferred", "no SSLv3 with CBC")
 	}
-	// POODLE (TLS): a padding-check flaw; needs a full handshake to probe.
-	if cbc := with(func(s Suite) bool { return s.CBC }, VersionTLS10, VersionTLS11, VersionTLS12); len(cbc) > 0 {
-		add("poodle_tls", "POODLE (TLS)", "CVE-2014-8730", NotTested, "inferred", "CBC suites offered; the padding check is not probed")
-	} else {
-		add("poodle_tls", "POODLE (TLS)", "CVE-2014-8730", NotVulnerable, "inferred", "no CBC suites in TLS")
-	}
 	// BEAST: CBC with SSLv3/TLS 1.0; mitigated by clients (1/n-1 split).
 	if cbc := with(func(s Suite) bool { return s.CBC }, VersionSSL3, VersionTLS10); len(cbc) > 0 {
 		d := "CBC with TLS 1.0 or SSLv3: " + list(cbc)
