@@ -132,6 +132,10 @@ func TestModernNginx(t *testing.T) {
 	if c := r.Certificates; c.CRL != "good" || c.OCSP != "good" || len(c.Fetched) != 2 {
 		t.Errorf("revocation: CRL %q, OCSP %q, fetched %v", c.CRL, c.OCSP, c.Fetched)
 	}
+	// ssl_session_cache shared:MozSSL: session IDs resume.
+	if !r.Behaviour.SessionIDs || !r.Behaviour.SessionIDResumption || !r.Behaviour.Resumption {
+		t.Errorf("session IDs: %+v", r.Behaviour)
+	}
 	if !slices.Contains(r.Behaviour.ALPN, "h2") {
 		t.Errorf("ALPN %v", r.Behaviour.ALPN)
 	}

@@ -99,6 +99,8 @@ type session12 struct {
 	release func()
 	verify  []byte // client verify_data
 	seal    func(typ uint8, plain []byte, badPadding bool) []byte
+	// sessionID is the ID the server gave the session (empty if none).
+	sessionID []byte
 }
 
 func (s *session12) Close() {
@@ -296,7 +298,7 @@ func (p *prober) handshake12(ctx context.Context, suite uint16, cert *tls.Certif
 			break
 		}
 	}
-	return &session12{c: c, release: release, verify: verify, seal: seal}, nil
+	return &session12{c: c, release: release, verify: verify, seal: seal, sessionID: sh.sessionID}, nil
 }
 
 // recordSealer returns the client's record protection for a TLS 1.2
@@ -385,4 +387,39 @@ func certificateVerify(k crypto.Signer, transcript []byte) ([]byte, error) {
 	b.AddUint16(scheme)
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(sig) })
 	return b.BytesOrPanic(), nil
+}
+
+// sessionIDResumption completes a TLS 1.2 handshake, then offers its
+// session ID (without a ticket) on a new connection: the server resumes
+// when it echoes the ID.
+func (p *prober) sessionIDResumption(ctx context.Context, r *Report, cert *tls.Certificate) (bool, error) {
+	var suite uint16
+	for _, pr := range r.Protocols {
+		if pr.Version == VersionTLS12 && pr.Offered {
+			for _, s := range pr.Suites {
+				if _, ok := session12Suites[s.ID]; ok && suite == 0 {
+					suite = s.ID
+				}
+			}
+		}
+	}
+	if suite == 0 {
+		return false, errors.New("session ID resumption: needs TLS 1.2 with an ECDHE AES suite")
+	}
+	s, err := p.handshake12(ctx, suite, cert)
+	if err != nil {
+		return false, fmt.Errorf("session ID resumption: %w", err)
+	}
+	id := s.sessionID
+	s.Close()
+	if len(id) == 0 {
+		return false, nil
+	}
+	ch := &clientHello{version: VersionTLS12, suites: []uint16{suite}, serverName: p.sni, groups: probeGroups,
+		sigAlgs: sigAlgOrder, renegInfo: true, noEMS: true, sessionID: id}
+	res, err := p.hello(ctx, ch, false, false)
+	if err != nil {
+		return false, fmt.Errorf("session ID resumption: %w", err)
+	}
+	return res.accepted() && string(res.hello.sessionID) == string(id), nil
 }

@@ -94,12 +94,15 @@ type CertInfo struct {
 type Behaviour struct {
 	SecureRenegotiation bool `json:"secure_renegotiation"`
 	// ClientRenegotiation is "refused", "accepted" or "not tested".
-	ClientRenegotiation string   `json:"client_renegotiation"`
-	Compression         bool     `json:"compression"`
-	SessionTickets      bool     `json:"session_tickets"`
-	SessionIDs          bool     `json:"session_ids"`
-	Resumption          bool     `json:"resumption"` // a ticket or ID was accepted again
-	ALPN                []string `json:"alpn"`
+	ClientRenegotiation string `json:"client_renegotiation"`
+	Compression         bool   `json:"compression"`
+	SessionTickets      bool   `json:"session_tickets"`
+	SessionIDs          bool   `json:"session_ids"` // the server hands out session IDs
+	// SessionIDResumption: a session ID was accepted again (TLS 1.2).
+	SessionIDResumption bool `json:"session_id_resumption"`
+	// Resumption: a ticket (TLS 1.2 or 1.3) or a session ID was accepted again.
+	Resumption bool     `json:"resumption"`
+	ALPN       []string `json:"alpn"`
 	// FallbackSCSV is "supported", "not supported" or "n/a" (one protocol).
 	FallbackSCSV string `json:"fallback_scsv"`
 	OCSPStapling bool   `json:"ocsp_stapling"`

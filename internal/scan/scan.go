@@ -147,6 +147,15 @@ func (s *scanner) run(ctx context.Context) (*Report, error) {
 	wg.Go(func() { chain, staple = s.serverChain(ctx, r) })
 	wg.Wait()
 
+	if r.offered(VersionTLS12) {
+		ok, err := s.p.sessionIDResumption(ctx, r, s.opts.ClientCert)
+		if err != nil {
+			s.addError(r, err)
+		}
+		r.Behaviour.SessionIDResumption = ok
+		r.Behaviour.Resumption = r.Behaviour.Resumption || ok
+	}
+
 	s.opts.Progress("certificates")
 	s.analyzeChain(ctx, r, chain, staple)
 

@@ -120,7 +120,7 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 	p.kv("Client renegotiation", b.ClientRenegotiation)
 	p.kv("Compression", p.yesno(b.Compression, false))
 	p.kv("Session tickets", fmt.Sprint(yn(b.SessionTickets)))
-	p.kv("Session IDs", fmt.Sprint(yn(b.SessionIDs)))
+	p.kv("Session IDs", fmt.Sprintf("%s (resumed: %s)", yn(b.SessionIDs), yn(b.SessionIDResumption)))
 	p.kv("Resumption", fmt.Sprint(yn(b.Resumption)))
 	p.kv("ALPN", orNone(strings.Join(b.ALPN, ", ")))
 	p.kv("Fallback SCSV", b.FallbackSCSV)
