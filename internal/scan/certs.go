@@ -159,10 +159,11 @@ func (s *scanner) analyzeChain(ctx context.Context, r *Report, chain []*x509.Cer
 		}
 	}
 	if err != nil && errors.As(err, &unknown) && s.opts.Intermediates != nil {
+		pool := s.opts.Intermediates.Clone() // the caller's pool stays as given
 		for _, c := range chain[1:] {
-			s.opts.Intermediates.AddCert(c)
+			pool.AddCert(c)
 		}
-		vo.Intermediates = s.opts.Intermediates
+		vo.Intermediates = pool
 		if chains, err = leaf.Verify(vo); err == nil {
 			cr.Incomplete = true
 		}
