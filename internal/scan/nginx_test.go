@@ -73,6 +73,14 @@ func TestWeakNginx(t *testing.T) {
 	if c.CRL != "revoked" {
 		t.Errorf("CRL verdict %q, want revoked", c.CRL)
 	}
+	// --no-fetch with the intermediate in --ca: still found incomplete,
+	// and nothing is fetched.
+	inter := x509.NewCertPool()
+	inter.AddCert(n.inter.Cert)
+	nf := scanFor(t, Options{Addr: n.weakAddr, ServerName: "weak.test", Roots: roots, Intermediates: inter})
+	if !nf.Certificates.Incomplete || len(nf.Certificates.Fetched) != 0 || nf.Certificates.CRL != "" {
+		t.Errorf("--no-fetch: incomplete=%v fetched=%v crl=%q", nf.Certificates.Incomplete, nf.Certificates.Fetched, nf.Certificates.CRL)
+	}
 	// Revoked caps at F; the expiry makes it T with F kept beside it.
 	if r.Grade.Grade != "T" || r.Grade.GradeIgnoringTrust != "F" {
 		t.Errorf("grade %s (%s), want T (F)", r.Grade.Grade, r.Grade.GradeIgnoringTrust)
