@@ -1,4 +1,6 @@
-// Package gateway is the request path: TLS listener with per-connection
-// client verification, routing by host and normalized path, per-request
-// authorization, header hygiene, limits and the reverse proxy.
+// Package gateway wires the request path: it accepts connections, runs
+// the TLS handshake (certificate by SNI, client verification, ticket
+// binding), hands each connection to the HTTP/1.1 or HTTP/2 engine by
+// ALPN, provisions the pipeline's policy and swaps it on reload, and
+// drains on shutdown.
 package gateway

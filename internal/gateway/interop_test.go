@@ -46,11 +46,13 @@ func TestCurl(t *testing.T) {
 	url := "https://localhost:" + port + "/hello"
 	resolve := "localhost:" + port + ":127.0.0.1"
 
-	out := mustRun(t, p.dir, "curl", "-sS", "--http2", "--resolve", resolve, "--cacert", "ca.pem",
-		"--cert", "client.pem", "--key", "client-key.pem", "-D", "-", url)
-	for _, want := range []string{"HTTP/2 200", "strict-transport-security: max-age=63072000", `"path":"/hello"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("curl with certificate: output lacks %q:\n%s", want, out)
+	for _, proto := range []struct{ flag, status string }{{"--http2", "http/2 200"}, {"--http1.1", "http/1.1 200"}} {
+		out := mustRun(t, p.dir, "curl", "-sS", proto.flag, "--resolve", resolve, "--cacert", "ca.pem",
+			"--cert", "client.pem", "--key", "client-key.pem", "-D", "-", url)
+		for _, want := range []string{proto.status, "strict-transport-security: max-age=63072000", `"path":"/hello"`} {
+			if !strings.Contains(strings.ToLower(out), want) {
+				t.Errorf("curl %s with certificate: output lacks %q:\n%s", proto.flag, want, out)
+			}
 		}
 	}
 	out, err := run(t, p.dir, "curl", "-sS", "--resolve", resolve, "--cacert", "ca.pem", url)

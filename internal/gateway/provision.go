@@ -18,8 +18,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pipeline"
 	"github.com/gatehouse/gatehouse/internal/revocation"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
 // snapshot is everything the gateway needs to serve, built completely from
@@ -29,15 +31,10 @@ type snapshot struct {
 	file     *config.File
 	tls      *tls.Config // base server config; cloned per connection
 	verifier *tlsconf.Verifier
-	routes   []*route // in match order: longest path first, then most specific host
-	// certNames are the DNS names of each served certificate, to tell
-	// which virtual host a name selects (index 0 is the default).
-	certNames [][]string
-	hsts      string
-	xfcc      bool
-	rfc9440   bool
-	timeouts  config.Timeouts
-	limits    config.Limits
+	// policy is what the request pipeline decides with.
+	policy   *pipeline.Policy
+	timeouts config.Timeouts
+	limits   config.Limits
 	// policyID digests what a client certificate was accepted under (the
 	// client auth mode and the trusted CAs). Session tickets carry it, so
 	// a ticket minted under one CA set is not resumed under another.
@@ -51,6 +48,9 @@ type snapshot struct {
 	// stop ends the snapshot's background work (CRL refresh, stapling)
 	// once it has been replaced.
 	stop context.CancelFunc
+	// upstreams are the backend clients by upstreamKey; a reload reuses
+	// the ones whose settings did not change, keeping their pools.
+	upstreams map[string]*upstream.Client
 }
 
 // provisionEnv is what provisioning needs besides the configuration.
@@ -64,20 +64,6 @@ type provisionEnv struct {
 	check bool
 }
 
-// route is a provisioned config.Route.
-type route struct {
-	name     string
-	host     string // normalized; "" for any host; "*.example.com" for a wildcard
-	path     string
-	backend  *url.URL
-	requires bool
-	policy   *authz.Policy
-	methods  map[string]bool // nil: any method
-	allow    string          // the Allow header for 405 answers
-	maxBody  int64
-	proxy    *proxy
-}
-
 // provision loads every file the configuration names and builds a
 // snapshot. Errors are config.Errors with file, line and field.
 func provision(f *config.File, env provisionEnv) (*snapshot, error) {
@@ -86,7 +72,8 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 	fail := func(field string, err error) {
 		errs = append(errs, &config.FieldError{File: f.Path, Line: f.Line(field), Field: field, Err: err})
 	}
-	s := &snapshot{file: f, timeouts: c.Timeouts, limits: c.Limits}
+	s := &snapshot{file: f, timeouts: c.Timeouts, limits: c.Limits, upstreams: map[string]*upstream.Client{}}
+	pol := &pipeline.Policy{}
 
 	var certs []tls.Certificate
 	for i, ck := range c.ServerTLS.Certificates {
@@ -110,7 +97,7 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 			continue
 		}
 		certs = append(certs, kp)
-		s.certNames = append(s.certNames, certDNSNames(kp.Leaf))
+		pol.CertNames = append(pol.CertNames, certDNSNames(kp.Leaf))
 	}
 
 	minV, err := tlsconf.Version(c.ServerTLS.MinVersion)
@@ -157,17 +144,21 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 		}
 	}
 
-	s.hsts = hstsValue(c.HSTS)
+	pol.HSTS = hstsValue(c.HSTS)
 	for _, h := range c.IdentityHeaders {
-		s.xfcc = s.xfcc || h == "xfcc"
-		s.rfc9440 = s.rfc9440 || h == "rfc9440"
+		pol.XFCC = pol.XFCC || h == "xfcc"
+		pol.RFC9440 = pol.RFC9440 || h == "rfc9440"
 	}
+	pol.Verifier = s.verifier
 
-	transports := map[string]*proxy{}
+	var prevUp map[string]*upstream.Client
+	if env.prev != nil {
+		prevUp = env.prev.upstreams
+	}
 	for i := range c.Routes {
 		rc := &c.Routes[i]
 		field := "routes[" + strconv.Itoa(i) + "]"
-		r, err := newRoute(f, rc, transports)
+		r, err := newRoute(f, rc, s.upstreams, prevUp)
 		if err != nil {
 			// Point at the offending allow rule's line, when it is one.
 			var re *authz.RuleError
@@ -178,15 +169,12 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 			errs = append(errs, &config.FieldError{File: f.Path, Line: line, Field: field, Err: err})
 			continue
 		}
-		s.routes = append(s.routes, r)
+		pol.Routes = append(pol.Routes, r)
 	}
-	sort.SliceStable(s.routes, func(i, j int) bool {
-		a, b := s.routes[i], s.routes[j]
-		if len(a.path) != len(b.path) {
-			return len(a.path) > len(b.path)
-		}
-		return hostRank(a.host) > hostRank(b.host)
-	})
+	if s.revocation != nil {
+		pol.Revocation = s.revocation
+	}
+	s.policy = pipeline.NewPolicy(pol)
 	if len(errs) > 0 {
 		s.close()
 		return nil, errs
@@ -279,33 +267,34 @@ func (s *snapshot) close() {
 	}
 }
 
-func newRoute(f *config.File, rc *config.Route, proxies map[string]*proxy) (*route, error) {
+func newRoute(f *config.File, rc *config.Route, ups, prev map[string]*upstream.Client) (*pipeline.Route, error) {
 	backend, err := url.Parse(rc.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("backend: %w", err)
 	}
-	r := &route{
-		name:     rc.Name,
-		host:     config.NormalizeHost(rc.Host),
-		path:     rc.Path,
-		backend:  backend,
-		requires: rc.Requires(),
-		maxBody:  int64(rc.MaxBody),
+	r := &pipeline.Route{
+		Name:     rc.Name,
+		Host:     config.NormalizeHost(rc.Host),
+		Path:     rc.Path,
+		Requires: rc.Requires(),
+		MaxBody:  int64(rc.MaxBody),
+		// WebSocket is the only upgrade passed; h2c never.
+		Upgrades: map[string]bool{"websocket": true},
 	}
-	r.policy, err = authz.Compile(rc.Allow, func(p string) ([]*x509.Certificate, error) {
+	r.Authz, err = authz.Compile(rc.Allow, func(p string) ([]*x509.Certificate, error) {
 		return certsource.LoadCerts(f.Resolve(p))
 	})
 	if err != nil {
 		return nil, err
 	}
 	if len(rc.Methods) > 0 {
-		r.methods = map[string]bool{}
+		r.Methods = map[string]bool{}
 		for _, m := range rc.Methods {
-			r.methods[m] = true
+			r.Methods[m] = true
 		}
-		r.allow = strings.Join(rc.Methods, ", ")
+		r.Allow = strings.Join(rc.Methods, ", ")
 	}
-	r.proxy, err = proxyFor(f, rc, proxies)
+	r.Upstream, err = upstreamFor(f, rc, backend, ups, prev)
 	if err != nil {
 		return nil, fmt.Errorf("upstream_tls: %w", err)
 	}
@@ -328,16 +317,6 @@ func policyDigest(mode string, cas []*x509.Certificate) [32]byte {
 	var d [32]byte
 	h.Sum(d[:0])
 	return d
-}
-
-func hostRank(h string) int {
-	switch {
-	case h == "":
-		return 0
-	case strings.HasPrefix(h, "*."):
-		return 1
-	}
-	return 2
 }
 
 func hasEKU(c *x509.Certificate, want x509.ExtKeyUsage) bool {
@@ -369,57 +348,4 @@ func hstsValue(h config.HSTS) string {
 		v += "; preload"
 	}
 	return v
-}
-
-// errNoRoute is returned by match when no route serves host and path.
-var errNoRoute = errors.New("no route")
-
-// match returns the route for a normalized host and path: the longest
-// matching path prefix, then the most specific host (exact, wildcard, any).
-func (s *snapshot) match(host, path string) (*route, error) {
-	for _, r := range s.routes {
-		if hostMatches(r.host, host) && pathMatches(r.path, path) {
-			return r, nil
-		}
-	}
-	return nil, errNoRoute
-}
-
-func hostMatches(pattern, host string) bool {
-	switch {
-	case pattern == "":
-		return true
-	case strings.HasPrefix(pattern, "*."):
-		// "*.example.com" matches exactly one more label.
-		rest, ok := strings.CutSuffix(host, pattern[1:])
-		return ok && rest != "" && !strings.Contains(rest, ".")
-	}
-	return pattern == host
-}
-
-// pathMatches: "/orders/" matches everything below it and the bare
-// "/orders" too, so a request for "/admin" can never fall through to a
-// public "/" route when the protected route is "/admin/"; "/healthz"
-// matches itself and what is below "/healthz/", but not "/healthzz".
-func pathMatches(prefix, path string) bool {
-	if strings.HasSuffix(prefix, "/") {
-		return strings.HasPrefix(path, prefix) || len(prefix) > 1 && path == prefix[:len(prefix)-1]
-	}
-	return path == prefix || strings.HasPrefix(path, prefix+"/")
-}
-
-// vhost returns the index of the certificate that crypto/tls would choose
-// for name (0, the default, when none names it).
-func (s *snapshot) vhost(name string) int {
-	if name == "" {
-		return 0
-	}
-	for i, names := range s.certNames {
-		for _, n := range names {
-			if hostMatches(n, name) {
-				return i
-			}
-		}
-	}
-	return 0
 }

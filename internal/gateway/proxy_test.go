@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,53 +42,55 @@ timeouts: { backend_response: 300ms }
 `)
 	yaml = strings.Replace(yaml, "  - name: all\n    path: /\n", "  - name: all\n    path: /api/\n", 1)
 	g := startGateway(t, p.dir, yaml)
-	c := g.client(p.clientTLS(p.client, "localhost"), true)
-	for _, tc := range []struct {
-		method, path, body string
-		status             int
-		msg                string
-		reason             string
-	}{
-		{"GET", "/nothing-here", "", 404, "no route", `no route for host \"localhost\" path \"/nothing-here\"`},
-		{"GET", "/dead/x", "", 502, "backend unavailable", "backend error"},
-		{"GET", "/slow/x", "", 504, "backend timeout", "backend timeout"},
-		{"POST", "/limited/x", "", 405, "method not allowed", "method POST not in the route's methods"},
-		{"GET", "/limited/x", strings.Repeat("x", 17), 413, "request body too large", "exceeds max_body"},
-		{"GET", "/public/%2e%2e/admin", "", 400, "bad request path", "path"},
-	} {
-		req, _ := http.NewRequest(tc.method, "https://localhost/", strings.NewReader(tc.body))
-		req.URL.Opaque = "//localhost" + tc.path
+	forEachEngine(t, func(t *testing.T, e engine) {
+		c := g.client(p.clientTLS(p.client, "localhost"), e.h2)
+		for _, tc := range []struct {
+			method, path, body string
+			status             int
+			msg                string
+			reason             string
+		}{
+			{"GET", "/nothing-here", "", 404, "no route", `no route for host \"localhost\" path \"/nothing-here\"`},
+			{"GET", "/dead/x", "", 502, "backend unavailable", "backend error"},
+			{"GET", "/slow/x", "", 504, "backend timeout", "backend timeout"},
+			{"POST", "/limited/x", "", 405, "method not allowed", `method \"POST\" not in the route's methods`},
+			{"GET", "/limited/x", strings.Repeat("x", 17), 413, "request body too large", "exceeds max_body"},
+			{"GET", "/public/%2e%2e/admin", "", 400, "bad request path", "path"},
+		} {
+			req, _ := http.NewRequest(tc.method, "https://localhost/", strings.NewReader(tc.body))
+			req.URL.Opaque = "//localhost" + tc.path
+			req.Host = "localhost"
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := `{"error":"` + tc.msg + `","status":` + itoa(tc.status) + "}\n"
+			if resp.StatusCode != tc.status || string(body) != want || resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("%s %s: %d %q, want %d %q", tc.method, tc.path, resp.StatusCode, body, tc.status, want)
+			}
+			if resp.Header.Get("Strict-Transport-Security") == "" {
+				t.Errorf("%s: no HSTS on an error response", tc.path)
+			}
+			if !strings.Contains(g.auditLog(), tc.reason) {
+				t.Errorf("%s: audit log lacks %q", tc.path, tc.reason)
+			}
+		}
+		// A chunked body over the limit, without Content-Length, is cut off too.
+		pr, pw := io.Pipe()
+		go func() { pw.Write([]byte(strings.Repeat("y", 64))); pw.Close() }()
+		req, _ := http.NewRequest("GET", "https://localhost/limited/chunked", pr)
 		req.Host = "localhost"
 		resp, err := c.Do(req)
 		if err != nil {
-			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		want := `{"error":"` + tc.msg + `","status":` + itoa(tc.status) + "}\n"
-		if resp.StatusCode != tc.status || string(body) != want || resp.Header.Get("Content-Type") != "application/json" {
-			t.Errorf("%s %s: %d %q, want %d %q", tc.method, tc.path, resp.StatusCode, body, tc.status, want)
+		if resp.StatusCode != 413 {
+			t.Errorf("chunked body over max_body: status %d, want 413", resp.StatusCode)
 		}
-		if resp.Header.Get("Strict-Transport-Security") == "" {
-			t.Errorf("%s: no HSTS on an error response", tc.path)
-		}
-		if !strings.Contains(g.auditLog(), tc.reason) {
-			t.Errorf("%s: audit log lacks %q", tc.path, tc.reason)
-		}
-	}
-	// A chunked body over the limit, without Content-Length, is cut off too.
-	pr, pw := io.Pipe()
-	go func() { pw.Write([]byte(strings.Repeat("y", 64))); pw.Close() }()
-	req, _ := http.NewRequest("GET", "https://localhost/limited/chunked", pr)
-	req.Host = "localhost"
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 413 {
-		t.Errorf("chunked body over max_body: status %d, want 413", resp.StatusCode)
-	}
+	})
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -180,10 +183,22 @@ func TestWebSocket(t *testing.T) {
 		}
 	}
 	conn.Close(websocket.StatusNormalClosure, "")
+	// The tunnel is audited when it ends: a 101 with its bytes both ways.
+	deadline := time.Now().Add(5 * time.Second)
+	for !regexp.MustCompile(`"status":101,"bytes_in":[1-9][0-9]*,"bytes_out":[1-9]`).MatchString(g.auditLog()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit record for the tunnel:\n%s", g.auditLog())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // SIGTERM (a cancelled Serve context) lets an in-flight request finish.
 func TestGracefulShutdown(t *testing.T) {
+	forEachEngine(t, testGracefulShutdown)
+}
+
+func testGracefulShutdown(t *testing.T, e engine) {
 	p := newPKI(t)
 	be := newBackend(t)
 	started := make(chan struct{})
@@ -194,7 +209,7 @@ func TestGracefulShutdown(t *testing.T) {
 		io.WriteString(w, "done")
 	})
 	g := startGateway(t, p.dir, baseConfig(p, be.URL, ""))
-	c := g.client(p.clientTLS(p.client, "localhost"), false)
+	c := g.client(p.clientTLS(p.client, "localhost"), e.h2)
 	type result struct {
 		body string
 		err  error
@@ -263,16 +278,18 @@ func TestHTTPSBackend(t *testing.T) {
     backend: `+be.URL+`
 `)
 	g := startGateway(t, p.dir, yaml)
-	c := g.client(p.clientTLS(p.client, "localhost"), true)
-	if status, body, _ := get(t, c, "localhost", "/verified/x"); status != 200 {
-		t.Fatalf("verified https backend: %d %s", status, body)
-	}
-	if status, _, _ := get(t, c, "localhost", "/system/x"); status != 502 {
-		t.Fatalf("backend with a private CA, verified against system roots: %d, want 502", status)
-	}
-	if !strings.Contains(g.auditLog(), "certificate signed by unknown authority") {
-		t.Errorf("audit log does not say why the backend failed:\n%s", g.auditLog())
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		c := g.client(p.clientTLS(p.client, "localhost"), e.h2)
+		if status, body, _ := get(t, c, "localhost", "/verified/x"); status != 200 {
+			t.Fatalf("verified https backend: %d %s\n%s", status, body, g.auditLog())
+		}
+		if status, _, _ := get(t, c, "localhost", "/system/x"); status != 502 {
+			t.Fatalf("backend with a private CA, verified against system roots: %d, want 502", status)
+		}
+		if !strings.Contains(g.auditLog(), "certificate signed by unknown authority") {
+			t.Errorf("audit log does not say why the backend failed:\n%s", g.auditLog())
+		}
+	})
 }
 
 // Request headers beyond limits.max_header_bytes are refused before any
@@ -282,12 +299,13 @@ func TestHeaderSizeLimit(t *testing.T) {
 	be := newBackend(t)
 	g := startGateway(t, p.dir, baseConfig(p, be.URL, "limits: { max_header_bytes: 4KiB }\n"))
 	big := strings.Repeat("a", 16<<10)
-	status, _ := rawRequest(t, g.addr, p.clientTLS(p.client, "localhost"),
-		"GET /x HTTP/1.1\r\nHost: localhost\r\nX-Big: "+big+"\r\nConnection: close\r\n\r\n")
-	if status != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("status %d, want 431", status)
-	}
-	if len(be.requests()) != 0 {
-		t.Fatal("the backend saw an oversized request")
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		status, _ := send(t, e, g.addr, p.clientTLS(p.client, "localhost"), "GET", "localhost", "/x", [][2]string{{"X-Big", big}}, "")
+		if status != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("status %d, want 431", status)
+		}
+		if len(be.requests()) != 0 {
+			t.Fatal("the backend saw an oversized request")
+		}
+	})
 }

@@ -4,19 +4,18 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/pipeline"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
 // Server is the gateway. Its configuration is an immutable snapshot behind
@@ -31,15 +30,18 @@ type Server struct {
 	bg     context.Context
 	stopBg context.CancelFunc
 
-	// listenerTLS is the long-lived config given to tls.NewListener. It
-	// owns the session ticket keys (crypto/tls generates them in memory
-	// and rotates them daily, dropping each after a week; none is ever
-	// static or written down) and picks the current snapshot per
-	// connection in GetConfigForClient.
+	// listenerTLS is the long-lived config every connection's handshake
+	// starts from. It owns the session ticket keys (crypto/tls generates
+	// them in memory and rotates them daily, dropping each after a week;
+	// none is ever static or written down) and picks the current snapshot
+	// per connection in GetConfigForClient.
 	listenerTLS *tls.Config
 
-	mu      sync.Mutex
-	servers []*http.Server
+	// pipe holds every request decision; both engines call it.
+	pipe *pipeline.Pipeline
+
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
 }
 
 // Options are the optional parts of a Server.
@@ -51,12 +53,16 @@ type Options struct {
 	Audit *telemetry.Audit
 	// Now returns the current time. If nil, time.Now is used.
 	Now func() time.Time
+	// Stages and Observers are added to the request pipeline (rate
+	// limits, validation, metrics).
+	Stages    []pipeline.Stage
+	Observers []pipeline.Observer
 }
 
 // New provisions a gateway from a loaded configuration. It fails, naming
 // file, line and field, when a certificate, key or CA cannot be loaded.
 func New(f *config.File, opts Options) (*Server, error) {
-	s := &Server{log: opts.Log, audit: opts.Audit, now: opts.Now}
+	s := &Server{log: opts.Log, audit: opts.Audit, now: opts.Now, conns: map[*trackedConn]struct{}{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -78,12 +84,21 @@ func New(f *config.File, opts Options) (*Server, error) {
 	s.listenerTLS = &tls.Config{
 		GetConfigForClient: s.configForClient,
 		Time:               s.now,
-		// Never used: GetConfigForClient always returns a config. Set so
-		// that tls.NewListener accepts this config.
+		// Never used: GetConfigForClient always returns a config.
 		Certificates: snap.tls.Certificates,
+	}
+	s.pipe = &pipeline.Pipeline{
+		Policy:    func() *pipeline.Policy { return s.snap.Load().policy },
+		Audit:     s.audit,
+		Now:       s.now,
+		Stages:    opts.Stages,
+		Observers: opts.Observers,
 	}
 	return s, nil
 }
+
+// Pipeline returns the gateway's request pipeline.
+func (s *Server) Pipeline() *pipeline.Pipeline { return s.pipe }
 
 // Check provisions f without serving: what `gatehouse config check` runs
 // after Load, so that a missing or wrong file is found before deployment.
@@ -103,46 +118,15 @@ func (s *Server) Close() {
 	}
 }
 
-// connInfo is what the handshake learned about one connection. It is
-// written during the handshake, before the connection serves any request,
-// and only read afterwards.
-type connInfo struct {
-	sni string // normalized SNI ("" if none was sent)
-	// verified is the identity and the snapshot it was verified under. The
-	// handshake sets it; a request that finds a newer snapshot in force
-	// verifies the chain again and replaces it. Atomic because HTTP/2
-	// serves a connection's requests concurrently.
-	verified atomic.Pointer[verification]
-	// handshakeTimer closes the connection if the handshake stalls.
-	handshakeTimer *time.Timer
+// trackedConn carries the connection's pipeline view from Accept to the
+// handshake callbacks (hello.Conn) and, through the engines, to every
+// request.
+type trackedConn struct {
+	net.Conn
+	pc *pipeline.Conn
 	// refused is set when VerifyConnection refused the client, so that
 	// Close lingers long enough for the client to read the alert.
 	refused atomic.Bool
-}
-
-// verification is a client chain's verdict under one snapshot.
-type verification struct {
-	snap *snapshot
-	id   *identity.Identity // nil when no certificate was presented
-	// headers are the identity headers for the backend, rendered once per
-	// verification rather than per request (URL-encoding a PEM certificate
-	// is the costliest part of a request's own work). Never modified.
-	headers http.Header
-}
-
-func newVerification(snap *snapshot, id *identity.Identity) *verification {
-	v := &verification{snap: snap, id: id}
-	if id != nil {
-		v.headers = identityHeaders(snap, id)
-	}
-	return v
-}
-
-// trackedConn carries connInfo from Accept to the handshake callbacks
-// (hello.Conn) and to the request path (http.Server.ConnContext).
-type trackedConn struct {
-	net.Conn
-	info *connInfo
 }
 
 // Lingering bounds for a refused handshake.
@@ -157,8 +141,7 @@ const (
 // alert, and the client would see "connection reset" instead of why it
 // was refused. The drain is bounded in time and bytes.
 func (c *trackedConn) Close() error {
-	c.info.handshakeTimer.Stop()
-	if c.info.refused.Load() {
+	if c.refused.Load() {
 		if tcp, ok := c.Conn.(*net.TCPConn); ok {
 			tcp.CloseWrite()
 			tcp.SetReadDeadline(time.Now().Add(lingerTime))
@@ -168,31 +151,14 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-type trackingListener struct {
-	net.Listener
-	handshake func() time.Duration
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, info: &connInfo{}}
-	// Force the handshake to finish in time: a client that opens a
-	// connection and stalls must not hold it until the header timeout.
-	tc.info.handshakeTimer = time.AfterFunc(l.handshake(), func() { c.Close() })
-	return tc, nil
-}
-
 func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	snap := s.snap.Load()
 	tc, ok := hello.Conn.(*trackedConn)
 	if !ok {
 		return nil, errors.New("connection not accepted by the gateway listener")
 	}
-	info := tc.info
-	info.sni = normalizeSNI(hello.ServerName)
+	pc := tc.pc
+	pc.SNI = normalizeSNI(hello.ServerName)
 	// A per-connection copy lets VerifyConnection record the identity for
 	// this connection. Ticket keys still come from listenerTLS.
 	cfg := snap.tls.Clone()
@@ -213,22 +179,22 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 			err = snap.revocation.Check(s.bg, id.Chain)
 		}
 		if err != nil {
-			info.refused.Store(true)
+			tc.refused.Store(true)
 			s.auditHandshake(tc, cs, err)
 			return err
 		}
-		info.verified.Store(newVerification(snap, id))
-		info.handshakeTimer.Stop()
+		pc.Peer = cs.PeerCertificates
+		pc.SetVerified(pipeline.NewVerification(snap.policy, id))
 		return nil
 	}
 	return cfg, nil
 }
 
-func (s *Server) auditHandshake(c net.Conn, cs tls.ConnectionState, err error) {
+func (s *Server) auditHandshake(c *trackedConn, cs tls.ConnectionState, err error) {
 	rec := telemetry.AuditRecord{
 		Time:     s.now(),
 		Event:    "handshake_refused",
-		Remote:   c.RemoteAddr().String(),
+		Remote:   c.pc.Remote,
 		SNI:      cs.ServerName,
 		Resumed:  cs.DidResume,
 		Decision: "deny",
@@ -242,56 +208,6 @@ func (s *Server) auditHandshake(c net.Conn, cs tls.ConnectionState, err error) {
 	}
 	s.audit.Write(&rec)
 }
-
-// Serve accepts TLS connections on ln until ctx is cancelled, then stops
-// accepting and waits (up to timeouts.shutdown) for in-flight requests.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	snap := s.snap.Load()
-	tl := &trackingListener{Listener: ln, handshake: func() time.Duration {
-		return time.Duration(s.snap.Load().timeouts.Handshake)
-	}}
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: time.Duration(snap.timeouts.ReadHeader),
-		IdleTimeout:       time.Duration(snap.timeouts.Idle),
-		MaxHeaderBytes:    int(snap.limits.MaxHeaderBytes),
-		ErrorLog:          log.New(&slogWriter{s.log}, "", 0),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc, ok := c.(*tls.Conn); ok {
-				if t, ok := tc.NetConn().(*trackedConn); ok {
-					return context.WithValue(ctx, connInfoKey{}, t.info)
-				}
-			}
-			return ctx
-		},
-	}
-	s.mu.Lock()
-	s.servers = append(s.servers, hs)
-	s.mu.Unlock()
-
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(tls.NewListener(tl, s.listenerTLS)) }()
-	expCtx, stopExp := context.WithCancel(ctx)
-	defer stopExp()
-	go s.watchExpiry(expCtx, 12*time.Hour)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	defer s.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.snap.Load().timeouts.Shutdown))
-	defer cancel()
-	s.log.Info("shutting down: draining in-flight requests", "timeout", time.Duration(s.snap.Load().timeouts.Shutdown))
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	<-errc
-	return nil
-}
-
-type connInfoKey struct{}
 
 // normalizeSNI lower-cases the SNI name and drops a trailing dot, the same
 // normalization the Host header gets before the two are compared.
@@ -309,22 +225,17 @@ func (s *Server) Reload(f *config.File) error {
 	snap.verifier.Now = s.now
 	s.snap.Store(snap)
 	old.close()
+	// Backend pools the new snapshot does not use: idle connections go
+	// now; busy ones finish their requests and are closed when idle.
+	kept := map[*upstream.Client]bool{}
+	for _, c := range snap.upstreams {
+		kept[c] = true
+	}
+	for _, c := range old.upstreams {
+		if !kept[c] {
+			c.CloseIdle()
+		}
+	}
 	s.warnExpiring(snap)
 	return nil
-}
-
-// slogWriter routes net/http's internal messages (TLS handshake errors,
-// mostly client noise) to the log at debug level.
-type slogWriter struct{ l *slog.Logger }
-
-func (w *slogWriter) Write(p []byte) (int, error) {
-	w.l.Debug(string(trimNewline(p)), "source", "net/http")
-	return len(p), nil
-}
-
-func trimNewline(p []byte) []byte {
-	if n := len(p); n > 0 && p[n-1] == '\n' {
-		return p[:n-1]
-	}
-	return p
 }

@@ -1,0 +1,543 @@
+package h1
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/gatehouse/gatehouse/internal/engine/tunnel"
+	"github.com/gatehouse/gatehouse/internal/pipeline"
+)
+
+// Options configure the engine.
+type Options struct {
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a keep-alive
+	// connection, and a tunnel's silence. Default 2m.
+	IdleTimeout time.Duration
+	// BodyIdleTimeout bounds the wait for each read of a request body.
+	// Default ReadHeaderTimeout.
+	BodyIdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers (431 beyond it).
+	// Default 64 KiB.
+	MaxHeaderBytes int
+	// Log receives operational messages. If nil, slog.Default is used.
+	Log *slog.Logger
+}
+
+// bufferedBody is the body size read whole before the handler runs;
+// larger bodies, and chunked ones, are streamed to the backend.
+const bufferedBody = 64 << 10
+
+// bufferedResponse is the largest response with a Content-Length read
+// whole from the backend before the status goes out (so a backend that
+// fails mid-body still gets a clean 502); larger or unframed ones stream.
+const bufferedResponse = 64 << 10
+
+// Engine serves HTTP/1.1 on connections the gateway has accepted and
+// handshaken, with fasthttp's server, through the pipeline.
+type Engine struct {
+	p    *pipeline.Pipeline
+	srv  *fasthttp.Server
+	opts Options
+	log  *slog.Logger
+
+	// stopped is closed when shutdown starts; the placeholder listener
+	// lets fasthttp's own ShutdownWithContext drain ServeConn
+	// connections (it returns at once without a listener).
+	ln       *placeholderListener
+	draining atomic.Bool
+	tunnels  sync.WaitGroup
+}
+
+// New returns an engine for p.
+func New(p *pipeline.Pipeline, opts Options) *Engine {
+	if opts.ReadHeaderTimeout <= 0 {
+		opts.ReadHeaderTimeout = 10 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 2 * time.Minute
+	}
+	if opts.BodyIdleTimeout <= 0 {
+		opts.BodyIdleTimeout = opts.ReadHeaderTimeout
+	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = 64 << 10
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	e := &Engine{p: p, opts: opts, log: opts.Log, ln: newPlaceholderListener()}
+	e.srv = &fasthttp.Server{
+		Handler:       e.handle,
+		ErrorHandler:  e.handleError,
+		ExpectHandler: e.expect,
+		// ReadTimeout covers the headers (and a small body read with
+		// them); a streamed body is bounded per read (bodyReader).
+		ReadTimeout:  opts.ReadHeaderTimeout,
+		IdleTimeout:  opts.IdleTimeout,
+		WriteTimeout: 0, // streams (SSE) may run as long as the client reads
+		// The read buffer is also the header size cap.
+		ReadBufferSize:     opts.MaxHeaderBytes,
+		WriteBufferSize:    16 << 10,
+		MaxRequestBodySize: bufferedBody,
+		StreamRequestBody:  true,
+		// Multipart bodies go to the backend untouched (engines.md b).
+		DisablePreParseMultipartForm: true,
+		// Names are canonicalized so that lookups are case-insensitive
+		// (a lower-case identity header must not slip past a check).
+		DisableHeaderNamesNormalizing: false,
+		// Idle keep-alive connections hold no buffers.
+		ReduceMemoryUsage:     true,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         false,
+		CloseOnShutdown:       true,
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{opts.Log},
+	}
+	go e.srv.Serve(e.ln)
+	return e
+}
+
+// conn is the connection fasthttp serves: it carries the pipeline's view
+// of the connection to the handler (ctx.Conn()).
+type conn struct {
+	net.Conn
+	pc *pipeline.Conn
+}
+
+// ServeConn serves HTTP/1.1 on c until it closes; c is closed on return.
+func (e *Engine) ServeConn(c net.Conn, pc *pipeline.Conn) error {
+	return e.srv.ServeConn(&conn{Conn: c, pc: pc})
+}
+
+// Shutdown stops keep-alive (every next response says Connection: close),
+// closes idle connections, and waits for in-flight requests and tunnels
+// until ctx is done.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.draining.Store(true)
+	err := e.srv.ShutdownWithContext(ctx)
+	done := make(chan struct{})
+	go func() { e.tunnels.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+func connOf(ctx *fasthttp.RequestCtx) *pipeline.Conn {
+	if c, ok := ctx.Conn().(*conn); ok {
+		return c.pc
+	}
+	return nil
+}
+
+type exKey struct{}
+
+// expect runs the decisions for a request with "Expect: 100-continue"
+// before fasthttp asks for its body: a refused request never sends it.
+func (e *Engine) expect(ctx *fasthttp.RequestCtx) int {
+	pc := connOf(ctx)
+	if pc == nil {
+		return fasthttp.StatusInternalServerError
+	}
+	rv := requestView{ctx}
+	ex := e.p.Begin(pc, &rv)
+	if rf := ex.Decide(ctx, &rv); rf != nil {
+		e.writeRefusal(ctx, ex, rf)
+		ex.Release()
+		return rf.Status
+	}
+	ctx.SetUserValue(exKey{}, ex)
+	return fasthttp.StatusContinue
+}
+
+func (e *Engine) handle(ctx *fasthttp.RequestCtx) {
+	var ex *pipeline.Exchange
+	defer func() {
+		if v := recover(); v != nil {
+			e.log.Error("request handler panicked", "panic", fmt.Sprint(v))
+			ctx.SetConnectionClose()
+			if ex != nil {
+				rf := &pipeline.Refusal{Status: 500, Public: "internal error", Reason: fmt.Sprint("panic: ", v), Decision: "error"}
+				ex.Refuse(rf)
+				ex.Finish(500, 0, "")
+			}
+			ctx.Response.Reset()
+			writeError(ctx, 500, "internal error", "")
+		}
+	}()
+	rv := requestView{ctx}
+	if v, ok := ctx.UserValue(exKey{}).(*pipeline.Exchange); ok {
+		ex = v
+		ctx.RemoveUserValue(exKey{})
+	} else {
+		pc := connOf(ctx)
+		if pc == nil {
+			writeError(ctx, 500, "internal error", "")
+			return
+		}
+		ex = e.p.Begin(pc, &rv)
+		if rf := ex.Decide(ctx, &rv); rf != nil {
+			e.writeRefusal(ctx, ex, rf)
+			ex.Release()
+			return
+		}
+	}
+	if e.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+	if ex.Upgrade() != "" {
+		e.upgrade(ctx, ex, &rv)
+		return
+	}
+	e.forward(ctx, ex, &rv)
+}
+
+// writeRefusal answers with the pipeline's refusal and finishes the
+// record; the answer has no body left to stream.
+func (e *Engine) writeRefusal(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, rf *pipeline.Refusal) {
+	ex.Refuse(rf)
+	ctx.Response.Reset()
+	if rf.Status == 499 {
+		ctx.SetConnectionClose()
+		ex.Finish(499, 0, "")
+		return
+	}
+	status, body := rf.Render(ex.HSTS(), func(k, v string) { ctx.Response.Header.Set(k, v) })
+	ctx.SetStatusCode(status)
+	ctx.Response.SetBodyRaw(body)
+	if rf.Close {
+		ctx.SetConnectionClose()
+	}
+	ex.Finish(status, int64(len(body)), "")
+}
+
+// handleError answers what fasthttp could not parse: through the
+// pipeline's error form, with HSTS and an audit record.
+func (e *Engine) handleError(ctx *fasthttp.RequestCtx, err error) {
+	status, public := 400, "bad request"
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
+		status, public = 431, "request headers too large"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status, public = 413, "request body too large"
+	case isTimeout(err):
+		status, public = 408, "request timeout"
+	}
+	pc := connOf(ctx)
+	if pc == nil {
+		writeError(ctx, status, public, "")
+		return
+	}
+	rv := requestView{ctx}
+	ex := e.p.Begin(pc, &rv)
+	rf := &pipeline.Refusal{Status: status, Public: public, Reason: "malformed request: " + err.Error(), Close: true}
+	ex.Refuse(rf)
+	e.writeRefusal(ctx, ex, rf)
+	ex.Release()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeError writes the JSON error form without an exchange (no policy,
+// so no HSTS value is known: only reachable outside the gateway).
+func writeError(ctx *fasthttp.RequestCtx, status int, msg, hsts string) {
+	rf := &pipeline.Refusal{Status: status, Public: msg}
+	st, body := rf.Render(hsts, func(k, v string) { ctx.Response.Header.Set(k, v) })
+	ctx.SetStatusCode(st)
+	ctx.Response.SetBodyRaw(body)
+}
+
+// headerSink adds the pipeline's outgoing headers to a fasthttp request.
+type headerSink struct{ h *fasthttp.RequestHeader }
+
+func (s headerSink) AddHeader(name, value string) { s.h.Add(name, value) }
+
+func (e *Engine) forward(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, rv *requestView) {
+	rt := ex.Route()
+	breq := fasthttp.AcquireRequest()
+	bresp := fasthttp.AcquireResponse()
+	breq.Header.SetMethod(ex.Method())
+	breq.SetRequestURI(rt.Upstream.URI(ex.URI()))
+	ex.WriteHeaders(rv, headerSink{&breq.Header})
+
+	var err error
+	if cl := ex.ContentLength(); cl != 0 {
+		body := ctx.Request.Body()
+		s := ctx.RequestBodyStream()
+		switch {
+		case cl > 0 && int64(len(body)) == cl, cl < 0 && s == nil:
+			// Read whole with the headers (a small chunked body too):
+			// no stream to manage, sent with a Content-Length.
+			err = ex.BufferedBody(int64(len(body)))
+			breq.SetBodyRaw(body)
+		case s != nil:
+			breq.SetBodyStream(ex.Body(&bodyReader{r: s, c: ctx.Conn(), idle: e.opts.BodyIdleTimeout}), int(cl))
+		}
+	}
+	if err == nil {
+		err = rt.Upstream.Do(breq, bresp)
+	}
+	fasthttp.ReleaseRequest(breq)
+	if err != nil {
+		fasthttp.ReleaseResponse(bresp)
+		e.writeRefusal(ctx, ex, ex.UpstreamError(err))
+		ex.Release()
+		return
+	}
+	e.respond(ctx, ex, bresp)
+}
+
+// respond relays the backend's response: status, headers minus hop-by-hop
+// ones, gatehouse's HSTS, and the body, buffered when small and framed,
+// else streamed and flushed as it comes.
+func (e *Engine) respond(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, bresp *fasthttp.Response) {
+	status := bresp.StatusCode()
+	h := &ctx.Response.Header
+	bresp.Header.CopyTo(h)
+	stripResponse(h)
+	h.Set("Strict-Transport-Security", ex.HSTS())
+	ctx.SetStatusCode(status)
+	if e.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+
+	stream := bresp.BodyStream()
+	cl := bresp.Header.ContentLength()
+	noBody := ctx.IsHead() || status == 204 || status == 304 || (status >= 100 && status < 200)
+	switch {
+	case noBody || stream == nil:
+		if stream != nil {
+			bresp.CloseBodyStream()
+		}
+		if noBody && cl >= 0 {
+			h.SetContentLength(cl)
+		}
+		fasthttp.ReleaseResponse(bresp)
+		ex.Finish(status, 0, "")
+		ex.Release()
+	case cl >= 0 && cl <= bufferedResponse:
+		// Read before the status goes out: a backend that dies here
+		// still gets the client a clean 502.
+		w := ctx.Response.BodyWriter()
+		n, err := io.CopyN(w, stream, int64(cl))
+		if err != nil {
+			closeWithError(stream, err)
+			fasthttp.ReleaseResponse(bresp)
+			e.writeRefusal(ctx, ex, ex.UpstreamError(fmt.Errorf("read response body: %w", err)))
+			ex.Release()
+			return
+		}
+		bresp.CloseBodyStream()
+		fasthttp.ReleaseResponse(bresp)
+		ex.Finish(status, n, "")
+		ex.Release()
+	default:
+		if cl < 0 {
+			cl = -1 // chunked to the client, each read flushed
+		}
+		ctx.Response.SetBodyStream(&responseBody{ex: ex, r: stream, resp: bresp, status: status}, cl)
+	}
+}
+
+// stripResponse removes backend headers that are not relayed.
+func stripResponse(h *fasthttp.ResponseHeader) {
+	h.ResetConnectionClose()
+	for _, name := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
+		"Upgrade", "Trailer", "Strict-Transport-Security"} {
+		h.Del(name)
+	}
+}
+
+func closeWithError(r io.Reader, err error) {
+	if c, ok := r.(fasthttp.ReadCloserWithError); ok {
+		c.CloseWithError(err)
+	}
+}
+
+// responseBody streams a backend body to the client and finishes the
+// audit record when fasthttp is done with it (pitfall 1): fasthttp calls
+// CloseWithError with the write error, if any.
+type responseBody struct {
+	ex     *pipeline.Exchange
+	r      io.Reader
+	resp   *fasthttp.Response
+	status int
+	n      int64
+	rerr   error
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF {
+		b.rerr = err
+	}
+	return n, err
+}
+
+func (b *responseBody) CloseWithError(werr error) error {
+	failure := ""
+	switch {
+	case b.rerr != nil:
+		failure = "backend failed mid-body: " + b.rerr.Error()
+	case werr != nil:
+		failure = "client went away mid-body: " + werr.Error()
+	}
+	var err error
+	if failure != "" {
+		err = errors.New(failure)
+	}
+	closeWithError(b.r, err)
+	fasthttp.ReleaseResponse(b.resp)
+	b.ex.Finish(b.status, b.n, failure)
+	b.ex.Release()
+	return nil
+}
+
+func (b *responseBody) Close() error { return b.CloseWithError(nil) }
+
+// bodyReader bounds each read of a streamed request body by an idle
+// deadline on the client connection.
+type bodyReader struct {
+	r    io.Reader
+	c    net.Conn
+	idle time.Duration
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	b.c.SetReadDeadline(time.Now().Add(b.idle))
+	return b.r.Read(p)
+}
+
+// upgrade passes a WebSocket upgrade through a raw backend connection.
+func (e *Engine) upgrade(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, rv *requestView) {
+	t, bresp, err := tunnel.Open(ctx, ex, rv)
+	if err != nil {
+		e.writeRefusal(ctx, ex, ex.UpstreamError(err))
+		ex.Release()
+		return
+	}
+	status := bresp.StatusCode()
+	h := &ctx.Response.Header
+	bresp.Header.CopyTo(h)
+	stripResponse(h)
+	h.Set("Strict-Transport-Security", ex.HSTS())
+	ctx.SetStatusCode(status)
+	if status != fasthttp.StatusSwitchingProtocols {
+		// The backend declined: relay its answer, close the raw conn.
+		ctx.Response.SetBody(bresp.Body())
+		n := len(bresp.Body())
+		t.Close()
+		fasthttp.ReleaseResponse(bresp)
+		ex.Finish(status, int64(n), "")
+		ex.Release()
+		return
+	}
+	fasthttp.ReleaseResponse(bresp)
+	h.Set("Connection", "Upgrade")
+	h.Set("Upgrade", ex.Upgrade())
+	e.tunnels.Add(1)
+	ctx.Hijack(func(c net.Conn) {
+		defer e.tunnels.Done()
+		in, out, why := t.Relay(c, e.opts.IdleTimeout)
+		ex.AddBytesIn(in)
+		ex.Finish(101, out, "")
+		_ = why
+		ex.Release()
+	})
+}
+
+// requestView is the pipeline's view of a fasthttp request. Strings alias
+// fasthttp's buffers (valid until the request is done).
+type requestView struct{ ctx *fasthttp.RequestCtx }
+
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func (r *requestView) Method() string    { return b2s(r.ctx.Method()) }
+func (r *requestView) Authority() string { return b2s(r.ctx.Request.Header.Host()) }
+func (r *requestView) Target() string    { return b2s(r.ctx.Request.Header.RequestURI()) }
+func (r *requestView) Proto() string {
+	p := r.ctx.Request.Header.Protocol()
+	switch {
+	case bytes.Equal(p, []byte("HTTP/1.1")):
+		return "HTTP/1.1"
+	case bytes.Equal(p, []byte("HTTP/1.0")):
+		return "HTTP/1.0"
+	}
+	return strings.Clone(b2s(p))
+}
+func (r *requestView) ContentLength() int64 {
+	n := r.ctx.Request.Header.ContentLength()
+	if n < 0 {
+		if n == -2 {
+			return 0 // no Content-Length, no Transfer-Encoding: no body
+		}
+		return -1
+	}
+	return int64(n)
+}
+func (r *requestView) VisitHeaders(f func(name, value string) bool) {
+	for k, v := range r.ctx.Request.Header.All() {
+		if !f(b2s(k), b2s(v)) {
+			return
+		}
+	}
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.l.Debug(fmt.Sprintf(format, args...), "source", "fasthttp")
+}
+
+// placeholderListener never yields a connection; it exists so that
+// fasthttp's Serve and ShutdownWithContext run for connections given to
+// ServeConn.
+type placeholderListener struct {
+	once sync.Once
+	done chan struct{}
+}
+
+func newPlaceholderListener() *placeholderListener {
+	return &placeholderListener{done: make(chan struct{})}
+}
+
+func (l *placeholderListener) Accept() (net.Conn, error) {
+	<-l.done
+	return nil, io.EOF
+}
+
+func (l *placeholderListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *placeholderListener) Addr() net.Addr { return placeholderAddr{} }
+
+type placeholderAddr struct{}
+
+func (placeholderAddr) Network() string { return "gatehouse" }
+func (placeholderAddr) String() string  { return "serveconn" }
