@@ -41,6 +41,8 @@ type Options struct {
 // larger bodies, and chunked ones, are streamed to the backend.
 const bufferedBody = 64 << 10
 
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, bufferedBody); return &b }}
+
 // bufferedResponse is the largest response with a Content-Length read
 // whole from the backend before the status goes out (so a backend that
 // fails mid-body still gets a clean 502); larger or unframed ones stream.
@@ -113,16 +115,63 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 }
 
 // conn is the connection fasthttp serves: it carries the pipeline's view
-// of the connection to the handler (ctx.Conn()).
+// of the connection to the handler (ctx.Conn()), and puts the framing
+// gate between the connection and fasthttp's parser.
 type conn struct {
 	net.Conn
-	pc *pipeline.Conn
+	pc   *pipeline.Conn
+	gate gate
+	// reported is set once the gate's refusal has been answered and
+	// audited.
+	reported bool
+}
+
+// Read gives fasthttp only bytes the gate passed; after a refusal it
+// returns the FramingError, so fasthttp stops reading and answers through
+// ErrorHandler.
+func (c *conn) Read(p []byte) (int, error) {
+	if c.gate.err != nil {
+		return 0, c.gate.err
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.gate.opaque {
+		k, ferr := c.gate.feed(p[:n])
+		if ferr != nil {
+			if k > 0 {
+				return k, nil
+			}
+			return 0, ferr
+		}
+	}
+	return n, err
 }
 
 // ServeConn serves HTTP/1.1 on c until it closes; c is closed on return.
 func (e *Engine) ServeConn(c net.Conn, pc *pipeline.Conn) error {
-	return e.srv.ServeConn(&conn{Conn: c, pc: pc})
+	cn := &conn{Conn: c, pc: pc, gate: gate{maxHead: e.opts.MaxHeaderBytes}}
+	err := e.srv.ServeConn(cn)
+	if cn.gate.err != nil && !cn.reported {
+		// fasthttp closed without an answer (the refused bytes began a
+		// request after the last one it served): the record still says
+		// what was refused.
+		rv := emptyView{}
+		ex := e.p.Begin(pc, rv)
+		ex.Refuse(&pipeline.Refusal{Status: cn.gate.err.Status, Reason: cn.gate.err.Error() + " (connection closed)"})
+		ex.Finish(0, 0, "")
+		ex.Release()
+	}
+	return err
 }
+
+// emptyView is the request view of bytes that never became a request.
+type emptyView struct{}
+
+func (emptyView) Method() string                             { return "" }
+func (emptyView) Authority() string                          { return "" }
+func (emptyView) Target() string                             { return "" }
+func (emptyView) Proto() string                              { return "HTTP/1.1" }
+func (emptyView) ContentLength() int64                       { return 0 }
+func (emptyView) VisitHeaders(func(name, value string) bool) {}
 
 // Shutdown stops keep-alive (every next response says Connection: close),
 // closes idle connections, and waits for in-flight requests and tunnels
@@ -147,6 +196,11 @@ func connOf(ctx *fasthttp.RequestCtx) *pipeline.Conn {
 		return c.pc
 	}
 	return nil
+}
+
+func gateOf(ctx *fasthttp.RequestCtx) *conn {
+	c, _ := ctx.Conn().(*conn)
+	return c
 }
 
 type exKey struct{}
@@ -204,6 +258,11 @@ func (e *Engine) handle(ctx *fasthttp.RequestCtx) {
 	if e.draining.Load() {
 		ctx.SetConnectionClose()
 	}
+	if cn := gateOf(ctx); cn != nil && cn.gate.sawUpReq && ex.Upgrade() == "" {
+		// The gate stopped reading this connection as HTTP after the
+		// Upgrade request's head: no further request may come from it.
+		ctx.SetConnectionClose()
+	}
 	if ex.Upgrade() != "" {
 		e.upgrade(ctx, ex, &rv)
 		return
@@ -235,7 +294,14 @@ func (e *Engine) writeRefusal(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, r
 func (e *Engine) handleError(ctx *fasthttp.RequestCtx, err error) {
 	status, public := 400, "bad request"
 	var small *fasthttp.ErrSmallBuffer
+	cn := gateOf(ctx)
 	switch {
+	case cn != nil && cn.gate.err != nil:
+		cn.reported = true
+		status, err = cn.gate.err.Status, cn.gate.err
+		if status == 431 {
+			public = "request headers too large"
+		}
 	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
 		status, public = 431, "request headers too large"
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -284,23 +350,39 @@ func (e *Engine) forward(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, rv *re
 	ex.WriteHeaders(rv, headerSink{&breq.Header})
 
 	var err error
+	var buf *[]byte
 	if cl := ex.ContentLength(); cl != 0 {
-		body := ctx.Request.Body()
-		s := ctx.RequestBodyStream()
-		switch {
-		case cl > 0 && int64(len(body)) == cl, cl < 0 && s == nil:
-			// Read whole with the headers (a small chunked body too):
-			// no stream to manage, sent with a Content-Length.
-			err = ex.BufferedBody(int64(len(body)))
-			breq.SetBodyRaw(body)
-		case s != nil:
-			breq.SetBodyStream(ex.Body(&bodyReader{r: s, c: ctx.Conn(), idle: e.opts.BodyIdleTimeout}), int(cl))
+		// Never Request.Body(): it would read a streamed body whole into
+		// memory (and turn a read error into the body text). The stream
+		// starts with the bytes fasthttp read with the head.
+		if s := ctx.RequestBodyStream(); s != nil {
+			body := ex.Body(&bodyReader{r: s, c: ctx.Conn(), idle: e.opts.BodyIdleTimeout})
+			// Up to bufferedBody is read before anything goes to the
+			// backend, so a small body that breaks its framing or its
+			// limit never reaches it even in part, and a small chunked
+			// body is sent with a Content-Length. Larger ones stream.
+			buf = bodyBufs.Get().(*[]byte)
+			n, rerr := io.ReadFull(body, *buf)
+			switch {
+			case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+				if cl > 0 && int64(n) != cl {
+					err = &pipeline.ClientBodyError{Err: io.ErrUnexpectedEOF}
+				}
+				breq.SetBodyRaw((*buf)[:n])
+			case rerr != nil:
+				err = rerr
+			default:
+				breq.SetBodyStream(io.MultiReader(bytes.NewReader((*buf)[:n]), body), int(cl))
+			}
 		}
 	}
 	if err == nil {
 		err = rt.Upstream.Do(breq, bresp)
 	}
 	fasthttp.ReleaseRequest(breq)
+	if buf != nil {
+		bodyBufs.Put(buf)
+	}
 	if err != nil {
 		fasthttp.ReleaseResponse(bresp)
 		e.writeRefusal(ctx, ex, ex.UpstreamError(err))

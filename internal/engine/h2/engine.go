@@ -265,12 +265,11 @@ func (v *requestView) Method() string    { return v.r.Method }
 func (v *requestView) Authority() string { return v.r.Host }
 func (v *requestView) Target() string    { return v.r.RequestURI }
 func (v *requestView) Proto() string     { return "HTTP/2.0" }
+// ContentLength: Go's HTTP/2 server reports 0 for a stream ended with its
+// headers (no body) and -1 for a body without content-length.
 func (v *requestView) ContentLength() int64 {
 	if v.r.ContentLength < 0 {
 		return -1
-	}
-	if v.r.ContentLength == 0 && v.r.Body != nil && v.r.Body != http.NoBody {
-		return -1 // a body without content-length: length unknown
 	}
 	return v.r.ContentLength
 }
