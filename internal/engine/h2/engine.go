@@ -265,6 +265,7 @@ func (v *requestView) Method() string    { return v.r.Method }
 func (v *requestView) Authority() string { return v.r.Host }
 func (v *requestView) Target() string    { return v.r.RequestURI }
 func (v *requestView) Proto() string     { return "HTTP/2.0" }
+
 // ContentLength: Go's HTTP/2 server reports 0 for a stream ended with its
 // headers (no body) and -1 for a body without content-length.
 func (v *requestView) ContentLength() int64 {
