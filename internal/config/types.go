@@ -141,6 +141,10 @@ type Route struct {
 	MaxBody Size `yaml:"max_body"`
 	// RateLimit is not yet supported: must be absent.
 	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Upgrades are the Upgrade protocols passed to the backend: only
+	// "websocket" is supported. Absent means [websocket]; [] passes none.
+	// h2c is never passed.
+	Upgrades []string `yaml:"upgrades"`
 	// UpstreamTLS configures TLS to an https backend.
 	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
 }

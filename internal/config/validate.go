@@ -240,6 +240,15 @@ func (c *Config) validateRoutes(ps *problems) {
 				ps.add(f+".methods["+strconv.Itoa(j)+"]", "%q is not an HTTP method (use upper case, e.g. GET)", m)
 			}
 		}
+		for j, u := range r.Upgrades {
+			switch strings.ToLower(u) {
+			case "websocket":
+			case "h2c":
+				ps.add(f+".upgrades["+strconv.Itoa(j)+"]", "h2c is never passed: it would tunnel HTTP/2 past every per-request check (remove it)")
+			default:
+				ps.add(f+".upgrades["+strconv.Itoa(j)+"]", "%q is not a supported upgrade (use websocket, or [] for none)", u)
+			}
+		}
 		if r.MaxBody < 0 {
 			ps.add(f+".max_body", "must not be negative")
 		}

@@ -278,8 +278,17 @@ func newRoute(f *config.File, rc *config.Route, ups, prev map[string]*upstream.C
 		Path:     rc.Path,
 		Requires: rc.Requires(),
 		MaxBody:  int64(rc.MaxBody),
-		// WebSocket is the only upgrade passed; h2c never.
-		Upgrades: map[string]bool{"websocket": true},
+	}
+	// WebSocket is the only upgrade passed, by default; h2c never.
+	if rc.Upgrades == nil {
+		r.Upgrades = map[string]bool{"websocket": true}
+	} else {
+		r.Upgrades = map[string]bool{}
+		for _, u := range rc.Upgrades {
+			if u = strings.ToLower(u); u == "websocket" {
+				r.Upgrades[u] = true
+			}
+		}
 	}
 	r.Authz, err = authz.Compile(rc.Allow, func(p string) ([]*x509.Certificate, error) {
 		return certsource.LoadCerts(f.Resolve(p))

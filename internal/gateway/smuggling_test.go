@@ -62,6 +62,13 @@ func (b *rawBackend) serve(c net.Conn) {
 		rest := append([]byte(nil), rec.Bytes()[len(raw):]...)
 		rec.Reset()
 		rec.Write(rest)
+		if req.Header.Get("Upgrade") != "" {
+			// A backend (or sidecar) that accepts any upgrade, h2c
+			// included, and then serves whatever comes.
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+req.Header.Get("Upgrade")+"\r\n\r\n")
+			io.Copy(io.Discard, br)
+			return
+		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
 	}
 }

@@ -15,6 +15,9 @@ func (ex *Exchange) Finish(status int, bytesOut int64, failure string) {
 	r := &ex.rec
 	r.Time = ex.start
 	r.Event = "request"
+	if ex.upgrade != "" && status == 101 {
+		r.Event = "tunnel" // its lifetime and bytes both ways
+	}
 	r.RequestID = ex.requestID
 	r.Remote = ex.conn.Remote
 	r.Method = ex.method

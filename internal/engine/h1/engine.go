@@ -255,14 +255,6 @@ func (e *Engine) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	if e.draining.Load() {
-		ctx.SetConnectionClose()
-	}
-	if cn := gateOf(ctx); cn != nil && cn.gate.sawUpReq && ex.Upgrade() == "" {
-		// The gate stopped reading this connection as HTTP after the
-		// Upgrade request's head: no further request may come from it.
-		ctx.SetConnectionClose()
-	}
 	if ex.Upgrade() != "" {
 		e.upgrade(ctx, ex, &rv)
 		return
@@ -286,6 +278,7 @@ func (e *Engine) writeRefusal(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, r
 	if rf.Close {
 		ctx.SetConnectionClose()
 	}
+	e.closeIfDone(ctx, ex)
 	ex.Finish(status, int64(len(body)), "")
 }
 
@@ -402,9 +395,7 @@ func (e *Engine) respond(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, bresp 
 	stripResponse(h)
 	h.Set("Strict-Transport-Security", ex.HSTS())
 	ctx.SetStatusCode(status)
-	if e.draining.Load() {
-		ctx.SetConnectionClose()
-	}
+	e.closeIfDone(ctx, ex)
 
 	stream := bresp.BodyStream()
 	cl := bresp.Header.ContentLength()
@@ -441,6 +432,19 @@ func (e *Engine) respond(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, bresp 
 			cl = -1 // chunked to the client, each read flushed
 		}
 		ctx.Response.SetBodyStream(&responseBody{ex: ex, r: stream, resp: bresp, status: status}, cl)
+	}
+}
+
+// closeIfDone marks the response Connection: close when the connection
+// must not serve another request: while draining, and after an Upgrade
+// request that did not become a tunnel (the gate stopped reading the
+// connection as HTTP after its head).
+func (e *Engine) closeIfDone(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange) {
+	if e.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+	if cn := gateOf(ctx); cn != nil && cn.gate.sawUpReq && ex.Upgrade() == "" {
+		ctx.SetConnectionClose()
 	}
 }
 
@@ -529,6 +533,7 @@ func (e *Engine) upgrade(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, rv *re
 	h.Set("Strict-Transport-Security", ex.HSTS())
 	ctx.SetStatusCode(status)
 	if status != fasthttp.StatusSwitchingProtocols {
+		ctx.SetConnectionClose()
 		// The backend declined: relay its answer, close the raw conn.
 		ctx.Response.SetBody(bresp.Body())
 		n := len(bresp.Body())
