@@ -19,6 +19,8 @@ type rawBackend struct {
 	ln   net.Listener
 	mu   sync.Mutex
 	seen []string
+	// respond, if set, writes the answer instead of the small 200.
+	respond func(c net.Conn, req *http.Request)
 }
 
 func newRawBackend(t *testing.T) *rawBackend {
@@ -62,6 +64,10 @@ func (b *rawBackend) serve(c net.Conn) {
 		rest := append([]byte(nil), rec.Bytes()[len(raw):]...)
 		rec.Reset()
 		rec.Write(rest)
+		if b.respond != nil {
+			b.respond(c, req)
+			continue
+		}
 		if req.Header.Get("Upgrade") != "" {
 			// A backend (or sidecar) that accepts any upgrade, h2c
 			// included, and then serves whatever comes.
