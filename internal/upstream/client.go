@@ -107,8 +107,13 @@ func New(cfg Config) (*Client, error) {
 		Dial:      c.dialTCP,
 		MaxConns:  maxConns,
 		// Retries belong to the pipeline: the default of 5 silently
-		// retries GET, HEAD and PUT on a fresh connection.
-		MaxIdemponentCallAttempts: 1,
+		// retries GET, HEAD and PUT on a fresh connection. The one retry
+		// allowed is for a pooled connection found unusable before
+		// anything was written on it (errUnsolicited).
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
+			return false, errors.Is(err, errUnsolicited)
+		},
 		// The pipeline normalized the path once; the client must send
 		// exactly that (engines.md pitfall 7).
 		DisablePathNormalizing:   true,
