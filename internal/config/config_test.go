@@ -43,7 +43,7 @@ func TestStrictErrors(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown top key", "routs: []\n" + minimal, `g.yaml:1: routs: unknown key (did you mean routes? allowed: admin, client_auth, hsts, identity_headers, limits, listen, log, routes, server_tls, timeouts)`},
-		{"unknown nested key", strings.Replace(minimal, "backend:", "bakend:", 1), `g.yaml:7: routes[0].bakend: unknown key (did you mean backend? allowed: allow, backend, host, max_body, methods, name, path, rate_limit, require_client_cert, upstream_tls)`},
+		{"unknown nested key", strings.Replace(minimal, "backend:", "bakend:", 1), `g.yaml:7: routes[0].bakend: unknown key (did you mean backend? allowed: allow, backend, host, max_body, methods, name, path, rate_limit, require_client_cert, upgrades, upstream_tls)`},
 		{"wrong kind", "listen: [a, b]\n" + minimal, `g.yaml:1: listen: expected a single string value`},
 		{"alias", "x: &a 1\n", `g.yaml:1: x: unknown key`},
 		{"duplicate key", "listen: a\nlisten: b\n", `g.yaml:2: listen: written twice (first at line 1; keep one)`},

@@ -20,6 +20,10 @@ const (
 	MaxMaxChainLength      = 10
 	DefaultMaxCRLSize      = 8 << 20
 	MaxMaxCRLSize          = 256 << 20
+	DefaultBodyIdle        = 10 * time.Second
+	DefaultMinBodyRate     = 1 << 10
+	DefaultMaxStreams      = 100
+	DefaultBackendConns    = 16
 )
 
 // ApplyDefaults replaces zero values with safe defaults. It is the only
@@ -42,6 +46,10 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Timeouts.Shutdown, Duration(DefaultShutdown))
 	setDefault(&c.Limits.MaxHeaderBytes, Size(DefaultMaxHeaderBytes))
 	setDefault(&c.Limits.MaxBody, Size(DefaultMaxBody))
+	setDefault(&c.Timeouts.BodyIdle, Duration(DefaultBodyIdle))
+	setDefault(&c.Limits.MinBodyRate, Size(DefaultMinBodyRate))
+	setDefault(&c.Limits.MaxStreams, DefaultMaxStreams)
+	setDefault(&c.Limits.BackendConnsPerClient, DefaultBackendConns)
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Audit, "stdout")
 	for i := range c.Routes {

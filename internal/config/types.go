@@ -183,6 +183,9 @@ type Timeouts struct {
 	BackendResponse Duration `yaml:"backend_response"`
 	// Shutdown bounds draining in-flight requests on SIGINT/SIGTERM. Default 30s.
 	Shutdown Duration `yaml:"shutdown"`
+	// BodyIdle bounds the wait for each read of a request body (per
+	// stream in HTTP/2); 408 after it. Default 10s.
+	BodyIdle Duration `yaml:"body_idle"`
 }
 
 // Limits bound what a client may send.
@@ -191,6 +194,15 @@ type Limits struct {
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
 	// MaxBody bounds request bodies unless a route says otherwise. Default 10MiB.
 	MaxBody Size `yaml:"max_body"`
+	// MinBodyRate is the slowest a request body may arrive, in bytes per
+	// second, averaged once timeouts.body_idle has passed; 408 below it.
+	// Default 1KiB (per second).
+	MinBodyRate Size `yaml:"min_body_rate"`
+	// MaxStreams bounds concurrent HTTP/2 streams per connection. Default 100.
+	MaxStreams int `yaml:"max_streams"`
+	// BackendConnsPerClient bounds the backend requests one client
+	// connection has in flight at once (HTTP/2 multiplexes). Default 16.
+	BackendConnsPerClient int `yaml:"backend_conns_per_client"`
 }
 
 // Admin configures the admin listener.

@@ -58,6 +58,7 @@ func (c *Config) Validate() []Problem {
 		{"timeouts.handshake", c.Timeouts.Handshake}, {"timeouts.read_header", c.Timeouts.ReadHeader},
 		{"timeouts.idle", c.Timeouts.Idle}, {"timeouts.backend_connect", c.Timeouts.BackendConnect},
 		{"timeouts.backend_response", c.Timeouts.BackendResponse}, {"timeouts.shutdown", c.Timeouts.Shutdown},
+		{"timeouts.body_idle", c.Timeouts.BodyIdle},
 	} {
 		if d.v <= 0 {
 			ps.add(d.field, "must be greater than zero (a missing timeout lets slow clients hold connections forever)")
@@ -65,6 +66,15 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.Limits.MaxHeaderBytes < 1<<10 || c.Limits.MaxHeaderBytes > 1<<20 {
 		ps.add("limits.max_header_bytes", "must be between 1KiB and 1MiB")
+	}
+	if c.Limits.MinBodyRate < 0 {
+		ps.add("limits.min_body_rate", "must not be negative (bytes per second, e.g. 1KiB)")
+	}
+	if c.Limits.MaxStreams < 1 || c.Limits.MaxStreams > 1000 {
+		ps.add("limits.max_streams", "must be between 1 and 1000 (HTTP/2 streams per connection)")
+	}
+	if c.Limits.BackendConnsPerClient < 1 || c.Limits.BackendConnsPerClient > 1024 {
+		ps.add("limits.backend_conns_per_client", "must be between 1 and 1024")
 	}
 	if c.Admin.Listen != "" {
 		host, _, err := net.SplitHostPort(c.Admin.Listen)

@@ -150,6 +150,8 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 		pol.RFC9440 = pol.RFC9440 || h == "rfc9440"
 	}
 	pol.Verifier = s.verifier
+	pol.BodyIdle = time.Duration(c.Timeouts.BodyIdle)
+	pol.MinBodyRate = int64(c.Limits.MinBodyRate)
 
 	var prevUp map[string]*upstream.Client
 	if env.prev != nil {

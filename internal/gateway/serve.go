@@ -31,13 +31,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: time.Duration(t.ReadHeader),
 		IdleTimeout:       time.Duration(t.Idle),
 		MaxHeaderBytes:    int(snap.limits.MaxHeaderBytes),
+		BodyIdleTimeout:   time.Duration(t.BodyIdle),
 		Log:               s.log,
 	})
 	e2 := h2.New(s.pipe, h2.Options{
-		ReadHeaderTimeout: time.Duration(t.ReadHeader),
-		IdleTimeout:       time.Duration(t.Idle),
-		MaxHeaderBytes:    int(snap.limits.MaxHeaderBytes),
-		Log:               s.log,
+		ReadHeaderTimeout:     time.Duration(t.ReadHeader),
+		IdleTimeout:           time.Duration(t.Idle),
+		MaxHeaderBytes:        int(snap.limits.MaxHeaderBytes),
+		MaxConcurrentStreams:  uint32(snap.limits.MaxStreams),
+		BackendConnsPerClient: snap.limits.BackendConnsPerClient,
+		BodyIdleTimeout:       time.Duration(t.BodyIdle),
+		Log:                   s.log,
 	})
 	var wg sync.WaitGroup
 	var closing bool // under s.mu: no new connection is served once set

@@ -3,11 +3,17 @@ package pipeline
 import (
 	"errors"
 	"io"
+	"time"
 )
 
 // ErrBodyTooLarge is returned by the body reader once the client has sent
 // more than the route's max_body.
 var ErrBodyTooLarge = errors.New("request body larger than max_body")
+
+// ErrBodyTooSlow is returned by the body reader when the client sends its
+// body slower than limits.min_body_rate (a slowloris body holding a
+// backend connection).
+var ErrBodyTooSlow = errors.New("request body arrived slower than limits.min_body_rate")
 
 // ClientBodyError is a failure reading the client's body (malformed
 // chunked encoding, connection closed mid-body): the client's fault,
@@ -23,6 +29,11 @@ type limitedBody struct {
 	n     int64
 	err   error
 	limit int64
+
+	now   func() time.Time
+	start time.Time
+	grace time.Duration
+	rate  int64
 }
 
 // Body wraps the client's body stream: it counts bytes in for the audit
@@ -35,6 +46,11 @@ func (ex *Exchange) Body(r io.Reader) io.Reader {
 		max = ex.route.MaxBody
 	}
 	ex.body = &limitedBody{r: r, left: max, limit: max}
+	if pol := ex.policy; pol != nil && pol.MinBodyRate > 0 && pol.BodyIdle > 0 {
+		b := ex.body
+		b.now, b.grace, b.rate = ex.p.now, pol.BodyIdle, pol.MinBodyRate
+		b.start = b.now()
+	}
 	return ex.body
 }
 
@@ -53,6 +69,12 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	b.left -= int64(n)
 	b.n += int64(n)
+	if b.rate > 0 && err == nil {
+		if d := b.now().Sub(b.start); d > b.grace && b.n < int64(float64(b.rate)*d.Seconds()) {
+			b.err = &ClientBodyError{Err: ErrBodyTooSlow}
+			return n, b.err
+		}
+	}
 	if err != nil && err != io.EOF && err != ErrBodyTooLarge {
 		err = &ClientBodyError{Err: err}
 		b.err = err

@@ -135,15 +135,18 @@ func (ex *Exchange) Identity() *identity.Identity {
 	}
 	return ex.v.ID
 }
-func (ex *Exchange) Conn() *Conn          { return ex.conn }
-func (ex *Exchange) Method() string       { return ex.method }
-func (ex *Exchange) Host() string         { return ex.host }
-func (ex *Exchange) Path() string         { return ex.path }
-func (ex *Exchange) Query() string        { return ex.query }
-func (ex *Exchange) RequestID() string    { return ex.requestID }
-func (ex *Exchange) Upgrade() string      { return ex.upgrade }
-func (ex *Exchange) HSTS() string         { return ex.policy.HSTS }
-func (ex *Exchange) ContentLength() int64 { return ex.contentLength }
+func (ex *Exchange) Conn() *Conn       { return ex.conn }
+func (ex *Exchange) Method() string    { return ex.method }
+func (ex *Exchange) Host() string      { return ex.host }
+func (ex *Exchange) Path() string      { return ex.path }
+func (ex *Exchange) Query() string     { return ex.query }
+func (ex *Exchange) RequestID() string { return ex.requestID }
+func (ex *Exchange) Upgrade() string   { return ex.upgrade }
+func (ex *Exchange) HSTS() string      { return ex.policy.HSTS }
+
+// BodyIdle is the per-read bound on the request body (0: engine default).
+func (ex *Exchange) BodyIdle() time.Duration { return ex.policy.BodyIdle }
+func (ex *Exchange) ContentLength() int64    { return ex.contentLength }
 
 // URI is the request target sent to the backend: the normalized path,
 // then the query as the client sent it.

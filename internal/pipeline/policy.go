@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/sanitize"
@@ -36,6 +37,11 @@ type Policy struct {
 	Verifier *tlsconf.Verifier
 	// Revocation is nil when neither CRL nor OCSP is configured.
 	Revocation Revocation
+	// BodyIdle bounds each read of a request body; engines apply it as a
+	// read deadline. MinBodyRate (bytes per second, 0 for none) is checked
+	// by Exchange.Body once BodyIdle has passed since the body began.
+	BodyIdle    time.Duration
+	MinBodyRate int64
 	// Stripper removes identity, origin and forwarding headers in every
 	// spelling, plus configured extras. If nil, the built-in lists apply.
 	Stripper *sanitize.HeaderStripper

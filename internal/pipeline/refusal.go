@@ -96,6 +96,8 @@ func (ex *Exchange) UpstreamError(err error) *Refusal {
 	switch {
 	case errors.Is(err, ErrBodyTooLarge):
 		return &Refusal{Status: 413, Public: "request body too large", Reason: "request body larger than max_body", Close: true}
+	case errors.As(err, &ce) && (errors.Is(ce.Err, ErrBodyTooSlow) || errors.As(ce.Err, &ne) && ne.Timeout()):
+		return &Refusal{Status: 408, Public: "request body too slow", Reason: "reading the client's body: " + ce.Err.Error(), Close: true}
 	case errors.As(err, &ce):
 		return &Refusal{Status: 400, Public: "bad request body", Reason: "reading the client's body: " + ce.Err.Error(), Close: true}
 	case errors.Is(err, context.Canceled):

@@ -86,6 +86,15 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 		Handler:       e.handle,
 		ErrorHandler:  e.handleError,
 		ExpectHandler: e.expect,
+		// The first bytes of a body are read before the handler runs:
+		// under the body idle timeout, not the header timeout.
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			idle := opts.BodyIdleTimeout
+			if pol := p.Policy(); pol != nil && pol.BodyIdle > 0 {
+				idle = pol.BodyIdle
+			}
+			return fasthttp.RequestConfig{ReadTimeout: idle}
+		},
 		// ReadTimeout covers the headers (and a small body read with
 		// them); a streamed body is bounded per read (bodyReader).
 		ReadTimeout:  opts.ReadHeaderTimeout,
@@ -349,7 +358,11 @@ func (e *Engine) forward(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, rv *re
 		// memory (and turn a read error into the body text). The stream
 		// starts with the bytes fasthttp read with the head.
 		if s := ctx.RequestBodyStream(); s != nil {
-			body := ex.Body(&bodyReader{r: s, c: ctx.Conn(), idle: e.opts.BodyIdleTimeout})
+			idle := ex.BodyIdle()
+			if idle <= 0 {
+				idle = e.opts.BodyIdleTimeout
+			}
+			body := ex.Body(&bodyReader{r: s, c: ctx.Conn(), idle: idle})
 			// Up to bufferedBody is read before anything goes to the
 			// backend, so a small body that breaks its framing or its
 			// limit never reaches it even in part, and a small chunked

@@ -29,6 +29,13 @@ type Options struct {
 	MaxHeaderBytes int
 	// MaxConcurrentStreams bounds the streams per connection. Default 100.
 	MaxConcurrentStreams uint32
+	// BackendConnsPerClient bounds the backend requests one connection
+	// has in flight at once; further streams wait for one to finish.
+	// Default 16.
+	BackendConnsPerClient int
+	// BodyIdleTimeout bounds each read of a stream's body when the policy
+	// sets none. Default ReadHeaderTimeout.
+	BodyIdleTimeout time.Duration
 	// Log receives operational messages. If nil, slog.Default is used.
 	Log *slog.Logger
 }
@@ -44,6 +51,14 @@ type Engine struct {
 	wg  sync.WaitGroup
 
 	maxHeader int
+	opts      Options
+}
+
+// connState is what every stream of one connection shares.
+type connState struct {
+	pc *pipeline.Conn
+	// backends bounds the connection's backend requests in flight.
+	backends chan struct{}
 }
 
 // New returns an engine for p.
@@ -60,10 +75,16 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 	if opts.MaxConcurrentStreams == 0 {
 		opts.MaxConcurrentStreams = 100
 	}
+	if opts.BackendConnsPerClient <= 0 {
+		opts.BackendConnsPerClient = 16
+	}
+	if opts.BodyIdleTimeout <= 0 {
+		opts.BodyIdleTimeout = opts.ReadHeaderTimeout
+	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	e := &Engine{p: p, log: opts.Log, maxHeader: opts.MaxHeaderBytes}
+	e := &Engine{p: p, log: opts.Log, maxHeader: opts.MaxHeaderBytes, opts: opts}
 	e.hs = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
@@ -93,7 +114,7 @@ func (e *Engine) ServeConn(c *tls.Conn, pc *pipeline.Conn) {
 	e.wg.Add(1)
 	defer e.wg.Done()
 	e.h2.ServeConn(c, &http2.ServeConnOpts{
-		Context:    context.WithValue(context.Background(), connKey{}, pc),
+		Context:    context.WithValue(context.Background(), connKey{}, &connState{pc: pc, backends: make(chan struct{}, e.opts.BackendConnsPerClient)}),
 		BaseConfig: e.hs,
 		Handler:    e,
 	})
@@ -115,13 +136,13 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 
 // ServeHTTP runs the pipeline for one stream.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	pc, _ := r.Context().Value(connKey{}).(*pipeline.Conn)
-	if pc == nil {
+	cs, _ := r.Context().Value(connKey{}).(*connState)
+	if cs == nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	rv := requestView{r}
-	ex := e.p.Begin(pc, &rv)
+	ex := e.p.Begin(cs.pc, &rv)
 	defer ex.Release()
 	defer func() {
 		if v := recover(); v != nil {
@@ -143,6 +164,16 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, ex, rf)
 		return
 	}
+	// One connection's streams share a bounded number of backend
+	// requests: many streams with pending bodies cannot hold many
+	// backend connections.
+	select {
+	case cs.backends <- struct{}{}:
+	case <-r.Context().Done():
+		writeRefusal(w, ex, ex.UpstreamError(r.Context().Err()))
+		return
+	}
+	defer func() { <-cs.backends }()
 	e.forward(w, r, ex, &rv)
 }
 
@@ -173,7 +204,11 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Ex
 	breq.SetRequestURI(rt.Upstream.URI(ex.URI()))
 	ex.WriteHeaders(rv, headerSink{&breq.Header})
 	if cl := ex.ContentLength(); cl != 0 && r.Body != nil && r.Body != http.NoBody {
-		breq.SetBodyStream(ex.Body(r.Body), int(cl))
+		idle := ex.BodyIdle()
+		if idle <= 0 {
+			idle = e.opts.BodyIdleTimeout
+		}
+		breq.SetBodyStream(ex.Body(&bodyReader{r: r.Body, rc: http.NewResponseController(w), idle: idle}), int(cl))
 	}
 	err := rt.Upstream.Do(breq, bresp)
 	fasthttp.ReleaseRequest(breq)
@@ -304,4 +339,17 @@ func headerBytes(r *http.Request) int {
 		}
 	}
 	return n
+}
+
+// bodyReader bounds each read of a stream's body by a deadline on that
+// stream alone.
+type bodyReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	return b.r.Read(p)
 }
