@@ -62,8 +62,10 @@ func ErrorBody(status int, msg string) []byte {
 	return append(b, "}\n"...)
 }
 
+// badRequest refuses a malformed request and closes the connection: what
+// follows a request gatehouse could not read as one is not trusted.
 func badRequest(public, reason string) *Refusal {
-	return &Refusal{Status: 400, Public: public, Reason: reason, Decision: "deny"}
+	return &Refusal{Status: 400, Public: public, Reason: reason, Decision: "deny", Close: true}
 }
 
 func certRefused(reason string) *Refusal {

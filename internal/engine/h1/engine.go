@@ -88,7 +88,10 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 		ExpectHandler: e.expect,
 		// The first bytes of a body are read before the handler runs:
 		// under the body idle timeout, not the header timeout.
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if n := h.ContentLength(); n == 0 || n == -2 {
+				return fasthttp.RequestConfig{} // no body: no deadline to move
+			}
 			idle := opts.BodyIdleTimeout
 			if pol := p.Policy(); pol != nil && pol.BodyIdle > 0 {
 				idle = pol.BodyIdle
