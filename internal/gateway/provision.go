@@ -305,6 +305,11 @@ func newRoute(f *config.File, rc *config.Route, ups, prev map[string]*upstream.C
 		}
 		r.Allow = strings.Join(rc.Methods, ", ")
 	}
+	if (backend.Scheme != "http" && backend.Scheme != "https") || backend.Host == "" {
+		// Validation reports the backend; no second problem for it here
+		// (provisioning only follows a valid configuration when serving).
+		return r, nil
+	}
 	r.Upstream, err = upstreamFor(f, rc, backend, ups, prev)
 	if err != nil {
 		return nil, fmt.Errorf("upstream_tls: %w", err)
