@@ -57,6 +57,7 @@ type gate struct {
 	valTrail   int // trailing OWS bytes in val
 	valStarted bool
 	valOver    bool
+	capture    bool // the value matters for framing (CL, TE, Host, Upgrade)
 
 	// Current message.
 	proto10  bool
@@ -153,6 +154,57 @@ func (g *gate) feed(p []byte) (int, *FramingError) {
 		if g.opaque {
 			return len(p), nil
 		}
+		// Fast paths: runs of ordinary bytes in a target or in a value
+		// the gate does not need to read are skipped with one table
+		// lookup per byte; the state machine sees only the byte that
+		// ends the run.
+		switch g.st {
+		case sTarget:
+			j := i
+			for j < len(p) && p[j] > 0x20 && p[j] != 0x7f {
+				j++
+			}
+			if j > i {
+				if k, err := g.grow(i, j-i); err != nil {
+					return k, err
+				}
+				g.lineLen += j - i
+				if i = j; i == len(p) {
+					return len(p), nil
+				}
+			}
+		case sName:
+			j := i
+			for j < len(p) && isTchar[p[j]] {
+				j++
+			}
+			if j > i {
+				if k, err := g.grow(i, j-i); err != nil {
+					return k, err
+				}
+				for _, c := range p[i:j] {
+					g.addName(c)
+				}
+				if i = j; i == len(p) {
+					return len(p), nil
+				}
+			}
+		case sValue:
+			if !g.capture {
+				j := i
+				for j < len(p) && isFieldByte[p[j]] {
+					j++
+				}
+				if j > i {
+					if k, err := g.grow(i, j-i); err != nil {
+						return k, err
+					}
+					if i = j; i == len(p) {
+						return len(p), nil
+					}
+				}
+			}
+		}
 		c := p[i]
 		switch g.st {
 		case sBodyCL:
@@ -179,9 +231,8 @@ func (g *gate) feed(p []byte) (int, *FramingError) {
 			continue
 		}
 		if g.inHead() {
-			g.headLen++
-			if g.headLen > g.maxHead {
-				return i, g.fail(431, "request head larger than limits.max_header_bytes")
+			if k, err := g.grow(i, 1); err != nil {
+				return k, err
 			}
 		}
 		if err := g.step(c); err != nil {
@@ -189,6 +240,19 @@ func (g *gate) feed(p []byte) (int, *FramingError) {
 		}
 	}
 	return len(p), nil
+}
+
+// grow counts n more bytes of the head, the first of them at p[i]. Past
+// the limit it fails, and reports as passed the bytes up to the limit, as
+// counting one byte at a time would.
+func (g *gate) grow(i, n int) (int, *FramingError) {
+	if g.headLen+n > g.maxHead {
+		pass := i + g.maxHead - g.headLen
+		g.headLen = g.maxHead + 1
+		return pass, g.fail(431, "request head larger than limits.max_header_bytes")
+	}
+	g.headLen += n
+	return 0, nil
 }
 
 func (g *gate) inHead() bool {
@@ -292,6 +356,8 @@ func (g *gate) step(c byte) *FramingError {
 			g.addName(c)
 		case c == ':':
 			g.st = sValue
+			g.capture = g.isName("content-length") || g.isName("transfer-encoding") ||
+				g.isName("host") || g.isName("upgrade")
 		case c == ' ' || c == '\t':
 			return g.fail(400, "whitespace before the colon")
 		default:
@@ -445,13 +511,20 @@ func (g *gate) bumpExt() bool {
 
 func (g *gate) addName(c byte) {
 	if g.nameLen < len(g.name) {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		g.name[g.nameLen] = c
+		g.name[g.nameLen] = lower[c]
 	}
 	g.nameLen++
 }
+
+var lower = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if 'A' <= i && i <= 'Z' {
+			t[i] += 'a' - 'A'
+		}
+	}
+	return t
+}()
 
 func (g *gate) addVal(c byte) {
 	if g.valLen < len(g.val) {

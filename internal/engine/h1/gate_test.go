@@ -179,3 +179,21 @@ func FuzzGate(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkGate measures the gate on a typical API request head (what it
+// adds to every HTTP/1.1 request before fasthttp parses it).
+func BenchmarkGate(b *testing.B) {
+	head := []byte("GET /v1/orders/12345?expand=items HTTP/1.1\r\nHost: api.example.com\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\r\n" +
+		"Accept: application/json\r\nAccept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n" +
+		"Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc\r\n" +
+		"Cookie: session=0123456789abcdef0123456789abcdef\r\nConnection: keep-alive\r\n\r\n")
+	g := &gate{maxHead: 64 << 10}
+	b.SetBytes(int64(len(head)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.feed(head); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
