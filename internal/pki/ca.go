@@ -76,6 +76,9 @@ type InitOptions struct {
 	CRLValidity, OCSPValidity time.Duration
 	// NameConstraints, if not nil, limits the names the CA certifies.
 	NameConstraints *NameConstraints
+	// Profiles sets per-profile validity limits. If nil, every profile
+	// uses the CA-wide default and maximum.
+	Profiles map[Profile]ProfileLimits
 	// Now is the CA's clock. If nil, time.Now.
 	Now func() time.Time
 }
@@ -116,6 +119,7 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 		OCSPValidity:    Duration(cmp(opts.OCSPValidity, DefaultOCSPValidity)),
 		NameConstraints: opts.NameConstraints,
 		Store:           opts.Store,
+		Profiles:        opts.Profiles,
 	}
 	if rootURI != nil {
 		s.Keys = &KeyRefs{Root: rootURI.String()}
@@ -130,6 +134,9 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 	interLife := cmp(opts.IntermediateValidity, DefaultIntermediateLife)
 	if s.MaxValidity <= 0 || s.CRLValidity <= 0 || s.OCSPValidity <= 0 || rootLife <= 0 || interLife <= 0 {
 		return nil, errors.New("init CA: validities must be positive")
+	}
+	if err := checkProfileLimits(s); err != nil {
+		return nil, fmt.Errorf("init CA: %w", err)
 	}
 	if err := prepareDir(dir); err != nil {
 		return nil, fmt.Errorf("init CA: %w", err)

@@ -104,7 +104,7 @@ func (ca *CA) leafTemplate(p Profile, cn string, validity time.Duration) (*x509.
 	if strings.ContainsRune(cn, 0) || len(cn) > 64 {
 		return nil, fmt.Errorf("common name %q: must be 1 to 64 characters without NUL", cn)
 	}
-	v, err := ca.validity(validity)
+	v, err := ca.validityFor(p, validity)
 	if err != nil {
 		return nil, err
 	}

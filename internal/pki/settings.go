@@ -98,6 +98,9 @@ type Settings struct {
 	// Store is the inventory's PostgreSQL URL (no password in it: see
 	// store.OpenPostgres); if empty, the SQLite file DIR/inventory.db.
 	Store string `json:"store,omitempty"`
+	// Profiles sets per-profile validity limits ("client", "server"). A
+	// profile without an entry uses DefaultLeafValidity and MaxValidity.
+	Profiles map[Profile]ProfileLimits `json:"profiles,omitempty"`
 }
 
 // CRLURL is where the CA publishes its CRL, or "" without a URL.
@@ -162,6 +165,9 @@ func loadSettings(dir string) (Settings, error) {
 	}
 	if s.Version != 1 {
 		return Settings{}, fmt.Errorf("read %s: unsupported version %d", path, s.Version)
+	}
+	if err := checkProfileLimits(s); err != nil {
+		return Settings{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	return s, nil
 }
