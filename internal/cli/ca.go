@@ -44,6 +44,7 @@ The CA passphrase comes from --passphrase-file, else the environment variable
 		newCAServeCmd(env),
 		newCAMigrateCmd(env),
 		newCACSRCmd(env),
+		newCATokenCmd(env),
 	)
 	return cmd
 }

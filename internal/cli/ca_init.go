@@ -19,6 +19,7 @@ func newCAInitCmd(env *Env) *cobra.Command {
 		keyStore, storeURL             string
 		intermediate                   bool
 		nc                             pki.NameConstraints
+		pf                             profileFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "init --dir DIR [--name CN] [--key-type TYPE] [--intermediate] [--passphrase-file F]",
@@ -49,6 +50,10 @@ constraints into the CA certificates and refuse other names at issuance.`,
 			if err != nil {
 				return err
 			}
+			profiles, err := pf.limits()
+			if err != nil {
+				return err
+			}
 			var pass []byte
 			if keyStore == "" {
 				if pass, err = f.passphrase(env, true); err != nil {
@@ -62,7 +67,7 @@ constraints into the CA certificates and refuse other names at issuance.`,
 			}
 			ca, err := pki.Init(f.dir, pki.InitOptions{
 				Name: name, KeyType: kt, Intermediate: intermediate, Passphrase: pass,
-				URL: url, MaxValidity: maxV, NameConstraints: &nc,
+				URL: url, MaxValidity: maxV, NameConstraints: &nc, Profiles: profiles,
 				KeyStore: keyStore, Store: storeURL,
 			})
 			if err != nil {
@@ -94,6 +99,7 @@ constraints into the CA certificates and refuse other names at issuance.`,
 		}),
 	}
 	f.register(cmd, true)
+	pf.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&name, "name", pki.DefaultName, "common name of the root certificate")
 	fl.StringVar(&keyType, "key-type", string(pki.KeyECDSAP256), "key type: "+oneOf(keyTypeNames()...))

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,11 +26,12 @@ var (
 func newCAServeCmd(env *Env) *cobra.Command {
 	var (
 		f            caFlags
+		ef           enrollFlags
 		listen, poll string
 		signerLife   string
 	)
 	cmd := &cobra.Command{
-		Use:   "serve --dir DIR --listen ADDR",
+		Use:   "serve --dir DIR --listen ADDR [--tls-listen ADDR]",
 		Short: "Publish the CRL and answer OCSP over HTTP",
 		Long: `Serve the CA's revocation information over plain HTTP (so that it can be
 fetched before any trust exists; CRLs and OCSP answers are signed):
@@ -49,7 +52,18 @@ a restart. The CRL is re-signed before it expires. Runs until Ctrl-C.
 With the inventory in PostgreSQL (ca init --store, ca migrate), run several
 replicas on copies of DIR: each serves the same CRL and OCSP answers; a
 change made anywhere reaches all of them at once (PostgreSQL NOTIFY), and
-within --poll at worst.`,
+within --poll at worst.
+
+
+With --tls-listen, the enrollment API and EST (RFC 7030) are served over
+HTTPS, with a certificate the CA issues itself for --tls-name:
+
+  POST /enroll/v1/request   a CSR and "Authorization: Bearer TOKEN" (see 'ca token')
+  POST /enroll/v1/renew     a CSR, over mutual TLS with the current certificate
+  /.well-known/est/cacerts, simpleenroll, simplereenroll, csrattrs
+
+Each issuance is recorded in the inventory with who asked (token id or
+renewing serial) and from where, and written as a JSON audit line on stdout.`,
 		Example: `  gatehouse ca serve --dir pki --listen 127.0.0.1:8089
   # ask about a certificate; -issuer is the CA that signed it:
   # a CA made with --intermediate (the intermediate signs, the root is trusted)
@@ -83,9 +97,16 @@ within --poll at worst.`,
 			if err != nil {
 				return err
 			}
+			ctx, cancel := context.WithCancel(env.ctx())
+			defer cancel()
+			waitEnroll, err := startEnrollment(ctx, env, ca, &ef, log)
+			if err != nil {
+				return err
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
-				return fmt.Errorf("ca serve: %w", err)
+				cancel()
+				return errors.Join(fmt.Errorf("ca serve: %w", err), waitEnroll())
 			}
 			base := "http://" + ln.Addr().String()
 			// This line is the ready signal: tests wait for it.
@@ -96,10 +117,13 @@ within --poll at worst.`,
 			if u := ca.Settings().URL; u != "" && u != base {
 				fmt.Fprintf(env.Stdout, "  certificates point to %s: make sure it reaches this server\n", u)
 			}
-			return srv.Serve(env.ctx(), ln)
+			err = srv.Serve(ctx, ln)
+			cancel()
+			return errors.Join(err, waitEnroll())
 		}),
 	}
 	f.register(cmd, true)
+	ef.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8089", "address to listen on")
 	cmd.Flags().StringVar(&signerLife, "ocsp-signer-validity", units.FormatDuration(pki.DefaultOCSPSignerValidity), "life of the delegated OCSP signing certificate (renewed at half-life)")
 	cmd.Flags().StringVar(&poll, "poll", units.FormatDuration(time.Second), "how often to look for revocations made by other processes")

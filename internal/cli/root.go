@@ -104,6 +104,7 @@ backend. 'gatehouse ca' runs the certificate authority that makes it practical.`
 		newDemoCmd(env),
 		newCACmd(env),
 		newScanCmd(env),
+		newCertCmd(env),
 	)
 	addNewUserCmds(root, env)
 	return root
