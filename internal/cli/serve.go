@@ -92,7 +92,12 @@ func serve(ctx context.Context, env *Env, path string, ready func(addr net.Addr)
 	}
 	rctx, stopReload := context.WithCancel(ctx)
 	defer stopReload()
-	newReloader(path, f, gw, logger).start(rctx)
+	rl := newReloader(path, f, gw, logger)
+	rl.start(rctx)
+	if err := startRenewers(rctx, f, rl, logger); err != nil {
+		ln.Close()
+		return usageError(err)
+	}
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "routes", len(c.Routes), "client_auth", c.ClientAuth.Mode)
 	if ready != nil {
 		ready(ln.Addr())

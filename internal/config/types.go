@@ -55,6 +55,10 @@ type CertKey struct {
 	// KeyPassphraseFile holds the passphrase of an encrypted key. Empty
 	// means the key is not encrypted.
 	KeyPassphraseFile string `yaml:"key_passphrase_file"`
+	// Renew, if set, renews the certificate from a gatehouse CA's
+	// enrollment API before it expires; the new files are hot-swapped.
+	// If nil, the files are only watched.
+	Renew *Renew `yaml:"renew"`
 }
 
 // Client authentication modes.

@@ -108,6 +108,7 @@ func (c *Config) validateServerTLS(ps *problems) {
 		if ck.Key == "" {
 			ps.add(f+".key", "required: the PEM file with the private key")
 		}
+		ck.Renew.validate(ps, f+".renew")
 	}
 	switch t.MinVersion {
 	case "1.2", "1.3":

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fastClock runs a renewer's waits at most max long, so that a
+// two-minute certificate renews every few hundred milliseconds.
+type fastClock struct{ max time.Duration }
+
+func (c fastClock) Now() time.Time { return time.Now() }
+func (c fastClock) After(d time.Duration) <-chan time.Time {
+	return time.After(min(d, c.max))
+}
+
+// A gateway whose short-lived server certificate renews itself from the
+// CA's enrollment API keeps serving a bounded load with no failed request
+// while the certificate is replaced several times.
+func TestGatewayRenewsItsCertificate(t *testing.T) {
+	env := map[string]string{passphraseEnv: caTestPass}
+	dir := t.TempDir()
+	pkiDir := filepath.Join(dir, "pki")
+	caMust(t, env, "ca", "init", "--dir", pkiDir, "--intermediate")
+	api, _ := caServeTLS(t, env, pkiDir)
+	caMust(t, env, "ca", "issue", "--dir", pkiDir, "--profile", "server", "--cn", "localhost", "--dns", "localhost",
+		"--validity", "2m", "--out", filepath.Join(dir, "server"))
+	caMust(t, env, "ca", "issue", "--dir", pkiDir, "--profile", "client", "--cn", "load-client", "--out", filepath.Join(dir, "client"))
+	first := leafOf(t, filepath.Join(dir, "server.pem"))
+
+	backend := newEchoBackend(t)
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	caWrite(t, cfg, `listen: "127.0.0.1:0"
+server_tls:
+  certificates:
+    - cert: server.pem
+      key: server-key.pem
+      renew: { ca_url: "`+api+`", root: pki/ca.pem }
+client_auth: { mode: require, trusted_cas: [pki/ca.pem] }
+routes:
+  - { name: api, path: /, backend: "`+backend+`" }
+log: { audit: off }
+`)
+	renewClock = fastClock{max: 300 * time.Millisecond}
+	defer func() { renewClock = nil }()
+	addr, logs := startServe(t, cfg)
+
+	clientCert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	b, _ := os.ReadFile(filepath.Join(pkiDir, "ca.pem"))
+	roots.AppendCertsFromPEM(b)
+	tlsConf := func() *tls.Config {
+		return &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{clientCert}}
+	}
+	newClient := func(keepAlive bool) *http.Client {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: tlsConf(), DisableKeepAlives: !keepAlive, ForceAttemptHTTP2: keepAlive,
+			DialContext: func(ctx context.Context, n, _ string) (net.Conn, error) { return d.DialContext(ctx, n, addr) },
+		}}
+	}
+	var (
+		ok, failed atomic.Int64
+		firstErr   atomic.Value
+		wg         sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	const workers, maxPerWorker = 4, 3000 // bounded even if stop never comes
+	for w := range workers {
+		wg.Go(func() {
+			c := newClient(w%2 == 0)
+			for range maxPerWorker {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get("https://localhost/x")
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	served := func() *x509.Certificate {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, tlsConf())
+		if err != nil {
+			return nil
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0]
+	}
+	seen := map[string]bool{first.SerialNumber.Text(16): true}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(seen) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("served %d certificates in 30s; want the first and 3 renewals\n%s", len(seen), logs.String())
+		}
+		if c := served(); c != nil {
+			if c.Subject.CommonName != "localhost" || c.NotAfter.Sub(c.NotBefore) != 3*time.Minute {
+				t.Fatalf("served %v valid %s", c.Subject, c.NotAfter.Sub(c.NotBefore))
+			}
+			seen[c.SerialNumber.Text(16)] = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d requests succeeded, %d failed while the certificate renewed %d times", ok.Load(), failed.Load(), len(seen)-1)
+	if failed.Load() != 0 {
+		t.Fatalf("%d requests failed during renewal; first: %v", failed.Load(), firstErr.Load())
+	}
+	if ok.Load() == 0 {
+		t.Fatal("no request succeeded")
+	}
+	if !strings.Contains(logs.String(), "trigger=\"certificate renewed\"") {
+		t.Errorf("no reload by renewal in the log:\n%s", logs.String())
+	}
+}
