@@ -73,7 +73,7 @@ func checkConfig(stdout, stderr io.Writer, path string) error {
 		}
 		return &exitError{code: ExitError, err: fmt.Errorf("%s: %d %s", path, len(errs), noun)}
 	}
-	for _, w := range checkWarnings(f) {
+	for _, w := range append(checkWarnings(f), shortLivedWarnings(f)...) {
 		fmt.Fprintln(stderr, "warning: "+w)
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d routes, %d certificates, client_auth %s)\n",

@@ -142,3 +142,39 @@ log: { audit: off }
 		t.Errorf("no reload by renewal in the log:\n%s", logs.String())
 	}
 }
+
+func TestConfigCheckWarnsShortLived(t *testing.T) {
+	env := map[string]string{passphraseEnv: caTestPass}
+	dir := t.TempDir()
+	pkiDir := filepath.Join(dir, "pki")
+	caMust(t, env, "ca", "init", "--dir", pkiDir)
+	caMust(t, env, "ca", "issue", "--dir", pkiDir, "--profile", "server", "--cn", "localhost", "--dns", "localhost",
+		"--validity", "2m", "--out", filepath.Join(dir, "server"))
+	yaml := func(refresh string) string {
+		return `listen: "127.0.0.1:0"
+server_tls:
+  certificates:
+    - cert: server.pem
+      key: server-key.pem
+client_auth:
+  mode: require
+  trusted_cas: [pki/ca.pem]
+  revocation: { crl: [pki/ca.crl], refresh: ` + refresh + ` }
+routes:
+  - { name: api, path: /, backend: "http://127.0.0.1:9" }
+`
+	}
+	cfg := caWrite(t, filepath.Join(dir, "gatehouse.yaml"), yaml("5m"))
+	code, out, errs := caRun(t, nil, "config", "check", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("exit %d %s %s", code, out, errs)
+	}
+	want := "warning: " + cfg + ":4: server_tls.certificates[0].cert: the certificate lives 3m0s, shorter than client_auth.revocation.refresh (5m0s)"
+	if !strings.Contains(errs, want) {
+		t.Fatalf("stderr %q; want %q", errs, want)
+	}
+	caWrite(t, cfg, yaml("1m"))
+	if code, _, errs := caRun(t, nil, "config", "check", "--config", cfg); code != 0 || strings.Contains(errs, "warning") {
+		t.Fatalf("refresh 1m: exit %d %s", code, errs)
+	}
+}
