@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"context"
+	"encoding/base64"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -14,6 +15,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/pki/store"
@@ -199,6 +204,32 @@ func TestTokenEnrollment(t *testing.T) {
 		}
 		_, err = e.client.Request(ctx, forged, key)
 		mustRefuse(t, err, "invalid enrollment token")
+	})
+	t.Run("token signed by another key refused", func(t *testing.T) {
+		// Everything right but the signature: this CA's issuer id, signed
+		// by another CA's key.
+		other, err := pki.Init(t.TempDir(), pki.InitOptions{Passphrase: testPass})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		_, c, _ := MintToken(e.ca, TokenRequest{Profile: pki.ProfileClient, CN: "partner-a"}, time.Now())
+		key, _ := other.TokenSigner()
+		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: cryptosigner.Opaque(key)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged, err := jwt.Signed(sig).Claims(c).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.client.Request(ctx, forged, key)
+		mustRefuse(t, err, "invalid enrollment token")
+		// An unsigned token ("alg": "none") is refused too.
+		parts := strings.Split(forged, ".")
+		none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
+		_, err = e.client.Request(ctx, none, key)
+		mustRefuse(t, err, "")
 	})
 	t.Run("tampered token refused", func(t *testing.T) {
 		tok := e.token(TokenRequest{Profile: pki.ProfileClient, CN: "partner-c"})

@@ -142,7 +142,12 @@ func TestRenewerStopsWhenRevoked(t *testing.T) {
 	certFile, keyFile := writePair(t, t.TempDir(), iss)
 	before, _ := os.ReadFile(certFile)
 	r := &Renewer{Client: e.client, CertFile: certFile, KeyFile: keyFile, Clock: &recClock{}, Log: e.srv.log}
-	err := r.Run(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := r.Run(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("the daemon kept renewing a revoked certificate")
+	}
 	mustRefuse(t, err, "certificate revoked")
 	if after, _ := os.ReadFile(certFile); string(after) != string(before) {
 		t.Fatal("a refused renewal touched the certificate file")
