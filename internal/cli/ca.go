@@ -24,7 +24,7 @@ const minPassphrase = 8
 func newCACmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ca",
-		Short: "Run the certificate authority: init, issue, sign, revoke, crl, list, serve",
+		Short: "Run the certificate authority: init, issue, sign, revoke, crl, list, serve, token",
 		Long: `gatehouse ca runs a certificate authority in a directory: a root (the trust
 anchor you distribute, DIR/ca.pem), optionally an intermediate that signs,
 their keys encrypted with a passphrase, and an inventory of everything issued.

@@ -54,13 +54,15 @@ func startEnrollment(ctx context.Context, env *Env, ca *pki.CA, f *enrollFlags, 
 		}
 	}
 	audit := slog.New(slog.NewJSONHandler(env.Stdout, nil))
-	srv, err := enroll.New(ca, enroll.Options{Grace: grace, RevokeSuperseded: f.revoke, Names: names, Log: log, Audit: audit})
-	if err != nil {
-		return nil, err
-	}
+	// Listen first: a busy port should not cost a listener certificate.
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return nil, fmt.Errorf("ca serve: %w", err)
+	}
+	srv, err := enroll.New(ca, enroll.Options{Grace: grace, RevokeSuperseded: f.revoke, Names: names, Log: log, Audit: audit})
+	if err != nil {
+		ln.Close()
+		return nil, err
 	}
 	fmt.Fprintf(env.Stdout, "gatehouse ca serve: enrollment API and EST at https://%s (names %s)\n", ln.Addr(), strings.Join(names, ", "))
 	done := make(chan error, 1)
