@@ -178,3 +178,31 @@ routes:
 		t.Fatalf("refresh 1m: exit %d %s", code, errs)
 	}
 }
+
+func TestEnrollFlagsRefused(t *testing.T) {
+	env := map[string]string{passphraseEnv: caTestPass}
+	dir := filepath.Join(t.TempDir(), "pki")
+	caMust(t, env, "ca", "init", "--dir", dir)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--renew-grace", "1h"}, "need --tls-listen"},
+		{[]string{"--tls-listen", "127.0.0.1:0", "--renew-grace", "8d"}, "must be at most 7d"},
+	} {
+		args := append([]string{"ca", "serve", "--dir", dir, "--listen", "127.0.0.1:0"}, tc.args...)
+		code, _, errs := caRun(t, env, args...)
+		if code != ExitUsage || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d %q; want 2 and %q", tc.args, code, errs, tc.want)
+		}
+	}
+	code, _, errs := caRun(t, env, "ca", "token", "--dir", dir, "--profile", "client", "--cn", "a", "--ttl", "8d")
+	if code != ExitUsage || !strings.Contains(errs, "at most 7d") {
+		t.Errorf("token ttl 8d: exit %d %q", code, errs)
+	}
+	code, _, errs = caRun(t, env, "cert", "renew", "--ca-url", "http://127.0.0.1:1", "--root", filepath.Join(dir, "ca.pem"),
+		"--cert", "x.pem", "--key", "x-key.pem")
+	if code != ExitUsage || !strings.Contains(errs, "https base URL") {
+		t.Errorf("http CA URL: exit %d %q", code, errs)
+	}
+}
