@@ -11,19 +11,33 @@ import (
 	"github.com/gatehouse/gatehouse/internal/pki/enroll"
 )
 
-// startRenewers starts one background renewer per served certificate that
-// names `renew:`. A renewal rewrites the certificate and key files
+// startRenewers starts one background renewer per served certificate and
+// per upstream client certificate that names `renew:`. A renewal rewrites the certificate and key files
 // atomically and then reloads the gateway at once, through the same path
 // as a file change (build completely, then swap; never fail open), so the
 // new certificate serves from the next handshake, with no restart and no
 // dropped connection. The renewers follow the configuration the gateway
 // started with; a changed `renew:` takes effect after a restart.
 func startRenewers(ctx context.Context, f *config.File, rl *reloader, log *slog.Logger) error {
+	type pair struct {
+		field            string
+		cert, key, passF string
+		renew            *config.Renew
+	}
+	var pairs []pair
 	for i, ck := range f.Config.ServerTLS.Certificates {
-		if ck.Renew == nil {
-			continue
+		if ck.Renew != nil {
+			pairs = append(pairs, pair{fmt.Sprintf("server_tls.certificates[%d]", i), ck.Cert, ck.Key, ck.KeyPassphraseFile, ck.Renew})
 		}
-		field := fmt.Sprintf("server_tls.certificates[%d].renew", i)
+	}
+	for i, r := range f.Config.Routes {
+		if u := r.UpstreamTLS; u != nil && u.Renew != nil {
+			pairs = append(pairs, pair{fmt.Sprintf("routes[%d].upstream_tls", i), u.Cert, u.Key, "", u.Renew})
+		}
+	}
+	for _, p := range pairs {
+		ck := config.CertKey{Cert: p.cert, Key: p.key, KeyPassphraseFile: p.passF, Renew: p.renew}
+		field := p.field + ".renew"
 		roots, err := enroll.LoadRoots(f.Resolve(ck.Renew.Root))
 		if err != nil {
 			return fmt.Errorf("%s.root: %w", field, err)
@@ -35,7 +49,7 @@ func startRenewers(ctx context.Context, f *config.File, rl *reloader, log *slog.
 		var pass []byte
 		if ck.KeyPassphraseFile != "" {
 			if pass, err = certsource.ReadPassphrase(f.Resolve(ck.KeyPassphraseFile)); err != nil {
-				return fmt.Errorf("server_tls.certificates[%d].key_passphrase_file: %w", i, err)
+				return fmt.Errorf("%s.key_passphrase_file: %w", p.field, err)
 			}
 		}
 		r := &enroll.Renewer{

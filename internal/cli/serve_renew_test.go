@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,5 +205,94 @@ func TestEnrollFlagsRefused(t *testing.T) {
 		"--cert", "x.pem", "--key", "x-key.pem")
 	if code != ExitUsage || !strings.Contains(errs, "https base URL") {
 		t.Errorf("http CA URL: exit %d %q", code, errs)
+	}
+}
+
+// The gateway's client certificate for an mTLS backend renews itself too:
+// the backend sees new serials and every request succeeds.
+func TestUpstreamCertificateRenews(t *testing.T) {
+	env := map[string]string{passphraseEnv: caTestPass}
+	dir := t.TempDir()
+	pkiDir := filepath.Join(dir, "pki")
+	caMust(t, env, "ca", "init", "--dir", pkiDir, "--intermediate")
+	api, _ := caServeTLS(t, env, pkiDir)
+	issue := func(args ...string) {
+		caMust(t, env, append([]string{"ca", "issue", "--dir", pkiDir}, args...)...)
+	}
+	issue("--profile", "server", "--cn", "localhost", "--dns", "localhost", "--out", filepath.Join(dir, "server"))
+	issue("--profile", "server", "--cn", "backend", "--dns", "localhost", "--ip", "127.0.0.1", "--out", filepath.Join(dir, "backend"))
+	issue("--profile", "client", "--cn", "gateway", "--validity", "2m", "--out", filepath.Join(dir, "gw"))
+	issue("--profile", "client", "--cn", "load-client", "--out", filepath.Join(dir, "client"))
+
+	roots := x509.NewCertPool()
+	b, _ := os.ReadFile(filepath.Join(pkiDir, "ca.pem"))
+	roots.AppendCertsFromPEM(b)
+	backendCert, err := tls.LoadX509KeyPair(filepath.Join(dir, "backend.pem"), filepath.Join(dir, "backend-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		serials = map[string]bool{}
+	)
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		serials[r.TLS.PeerCertificates[0].SerialNumber.Text(16)] = true
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	backend.TLS = &tls.Config{Certificates: []tls.Certificate{backendCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: roots}
+	backend.StartTLS()
+	defer backend.Close()
+
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	caWrite(t, cfg, `listen: "127.0.0.1:0"
+server_tls:
+  certificates: [{cert: server.pem, key: server-key.pem}]
+client_auth: { mode: require, trusted_cas: [pki/ca.pem] }
+routes:
+  - name: api
+    path: /
+    backend: "`+backend.URL+`"
+    upstream_tls:
+      ca: pki/ca.pem
+      cert: gw.pem
+      key: gw-key.pem
+      renew: { ca_url: "`+api+`", root: pki/ca.pem }
+log: { audit: off }
+`)
+	renewClock = fastClock{max: 300 * time.Millisecond}
+	defer func() { renewClock = nil }()
+	addr, logs := startServe(t, cfg)
+	clientCert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{clientCert}},
+		DialContext:     func(ctx context.Context, n, _ string) (net.Conn, error) { return d.DialContext(ctx, n, addr) },
+	}}
+	deadline := time.Now().Add(30 * time.Second)
+	for n := 0; ; n++ {
+		resp, err := c.Get("https://localhost/x")
+		if err != nil {
+			t.Fatalf("request %d: %v", n, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d\n%s", n, resp.StatusCode, logs.String())
+		}
+		mu.Lock()
+		seen := len(serials)
+		mu.Unlock()
+		if seen >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend saw %d client certificates in 30s; want 3\n%s", seen, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -170,6 +170,9 @@ type UpstreamTLS struct {
 	Key  string `yaml:"key"`
 	// ServerName overrides the name verified in the backend certificate.
 	ServerName string `yaml:"server_name"`
+	// Renew, if set, renews Cert and Key from a gatehouse CA's enrollment
+	// API, as server_tls.certificates[].renew does. If nil, no renewal.
+	Renew *Renew `yaml:"renew"`
 }
 
 // Timeouts bound client and backend activity.

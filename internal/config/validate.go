@@ -293,6 +293,10 @@ func (c *Config) validateBackend(ps *problems, f string, r *Route) {
 		if (t.Cert == "") != (t.Key == "") {
 			ps.add(f+".upstream_tls", "cert and key go together")
 		}
+		if t.Renew != nil && t.Cert == "" {
+			ps.add(f+".upstream_tls.renew", "needs cert and key: the certificate to renew")
+		}
+		t.Renew.validate(ps, f+".upstream_tls.renew")
 	}
 }
 
