@@ -47,6 +47,7 @@ CREATE TABLE crls (
 	next_update BIGINT NOT NULL,
 	der         BYTEA NOT NULL
 );`,
+	2: enrollSchemaPG,
 }
 
 // migrationLock is the pg_advisory_xact_lock key that serializes schema
