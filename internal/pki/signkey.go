@@ -2,7 +2,6 @@ package pki
 
 import (
 	"crypto"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
@@ -32,19 +31,13 @@ type KeyRequest struct {
 	Validity time.Duration
 }
 
-// minRSABits is the smallest RSA key SignKey certifies.
-const minRSABits = 2048
-
 // SignKey issues a certificate for req.PublicKey with exactly the names in
-// req. It goes through the same template, name and chain checks as Issue
-// and Sign, and records the certificate in the inventory.
+// req. It goes through the same key policy, template, name and chain
+// checks as Issue and Sign, and records the certificate in the inventory.
 func (ca *CA) SignKey(req KeyRequest) (*Issued, error) {
 	cn := req.Subject.CommonName
 	if req.PublicKey == nil {
 		return nil, fmt.Errorf("sign key for %q: no public key", cn)
-	}
-	if k, ok := req.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < minRSABits {
-		return nil, fmt.Errorf("sign key for %q: %w: RSA key of %d bits (use at least %d)", cn, ErrBadCSR, k.N.BitLen(), minRSABits)
 	}
 	tmpl, err := ca.leafTemplate(req.Profile, cn, req.Validity)
 	if err != nil {

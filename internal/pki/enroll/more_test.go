@@ -2,6 +2,8 @@ package enroll
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"os"
 	"strings"
@@ -121,4 +123,21 @@ func FuzzESTBody(f *testing.F) {
 			pki.ParseCSR(der)
 		}
 	})
+}
+
+// The CA's key policy applies to enrollment: a weak key is refused and
+// the token is not spent.
+func TestEnrollWeakKeyRefused(t *testing.T) {
+	e := newEnv(t, Options{})
+	tok := e.token(TokenRequest{Profile: pki.ProfileClient, CN: "weak"})
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client.Request(context.Background(), tok, weak)
+	mustRefuse(t, err, "bad CSR (HTTP 400)")
+	good, _ := pki.KeyECDSAP256.Generate()
+	if _, err := e.client.Request(context.Background(), tok, good); err != nil {
+		t.Fatalf("the refused weak key spent the token: %v", err)
+	}
 }
