@@ -4,13 +4,20 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/smallstep/pkcs7"
 
 	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/pki"
@@ -139,5 +146,83 @@ func TestEnrollWeakKeyRefused(t *testing.T) {
 	good, _ := pki.KeyECDSAP256.Generate()
 	if _, err := e.client.Request(context.Background(), tok, good); err != nil {
 		t.Fatalf("the refused weak key spent the token: %v", err)
+	}
+}
+
+// Tokens work for every CA key type, each with its one algorithm.
+func TestTokenKeyTypes(t *testing.T) {
+	for _, kt := range []pki.KeyType{pki.KeyEd25519, pki.KeyECDSAP384, pki.KeyRSA3072} {
+		ca, err := pki.Init(t.TempDir(), pki.InitOptions{Passphrase: testPass, KeyType: kt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := MintToken(ca, TokenRequest{Profile: pki.ProfileClient, CN: "a"}, time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", kt, err)
+		}
+		if c, err := VerifyToken(ca, tok, time.Now()); err != nil || c.Subject != "a" {
+			t.Fatalf("%s: verify: %v", kt, err)
+		}
+		ca.Close()
+	}
+}
+
+// EST over Go's client: Bearer tokens, a certificate on simpleenroll,
+// and the refusals of a wrong method, content type or body.
+func TestESTRequests(t *testing.T) {
+	e := newEnv(t, Options{})
+	key, _ := pki.KeyECDSAP256.Generate()
+	csrDER, _ := makeCSR(key, pkix.Name{CommonName: "dev"}, nil, nil, nil, nil)
+	body := base64.StdEncoding.EncodeToString(csrDER)
+	do := func(method, op, ctype, auth, body string, cert *tls.Certificate) (int, string) {
+		t.Helper()
+		cfg := &tls.Config{RootCAs: e.client.Roots}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{*cert}
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+		req, _ := http.NewRequest(method, e.url+estPrefix+op, strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tok := e.token(TokenRequest{Profile: pki.ProfileClient, CN: "dev"})
+	code, out := do("POST", "simpleenroll", "application/pkcs10", "Bearer "+tok, body, nil)
+	if code != 200 {
+		t.Fatalf("simpleenroll with Bearer: %d %s", code, out)
+	}
+	der, _ := base64.StdEncoding.DecodeString(strings.ReplaceAll(out, "\r\n", ""))
+	p7, err := pkcs7.Parse(der)
+	if err != nil || len(p7.Certificates) != 2 || p7.Certificates[0].Subject.CommonName != "dev" {
+		t.Fatalf("answer: %v %v", err, p7)
+	}
+	cur := chainCert(p7.Certificates, key)
+	// simpleenroll with a certificate and no token renews it.
+	if code, out := do("POST", "simpleenroll", "application/pkcs10", "", body, &cur); code != 200 {
+		t.Fatalf("simpleenroll with a certificate: %d %s", code, out)
+	}
+	for _, tc := range []struct {
+		method, op, ctype, body string
+		want                    int
+	}{
+		{"GET", "simpleenroll", "", "", http.StatusMethodNotAllowed},
+		{"POST", "simplereenroll", "application/json", body, http.StatusUnsupportedMediaType},
+		{"POST", "simplereenroll", "application/pkcs10", "%%%", http.StatusBadRequest},
+		{"POST", "serverkeygen", "application/pkcs10", body, http.StatusNotFound},
+		{"POST", "cacerts", "", "", http.StatusMethodNotAllowed},
+	} {
+		if code, out := do(tc.method, tc.op, tc.ctype, "", tc.body, &cur); code != tc.want {
+			t.Errorf("%s %s: %d %s; want %d", tc.method, tc.op, code, out, tc.want)
+		}
 	}
 }
