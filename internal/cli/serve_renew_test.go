@@ -142,6 +142,9 @@ log: { audit: off }
 	if !strings.Contains(logs.String(), "trigger=\"certificate renewed\"") {
 		t.Errorf("no reload by renewal in the log:\n%s", logs.String())
 	}
+	if strings.Contains(logs.String(), "reload refused") {
+		t.Errorf("a reload saw a half-written pair:\n%s", logs.String())
+	}
 }
 
 func TestConfigCheckWarnsShortLived(t *testing.T) {
