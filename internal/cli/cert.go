@@ -62,15 +62,16 @@ func (f *clientFlags) client() (*enroll.Client, error) {
 
 func newCertRequestCmd(env *Env) *cobra.Command {
 	var (
-		cf                        clientFlags
-		token, tokenFile, out, kt string
+		cf                                  clientFlags
+		token, tokenFile, out, kt, passFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "request --ca-url URL --root ca.pem --token T --out PREFIX",
 		Short: "Spend a one-time token on a new key and certificate",
 		Long: `Generate a key, send a CSR with the names the token grants, and write
 PREFIX.pem (the certificate followed by the intermediates) and PREFIX-key.pem
-(unencrypted PKCS#8, mode 0600), both atomically. The token is spent.`,
+(PKCS#8, mode 0600; encrypted with --key-passphrase-file), both atomically.
+The token is spent.`,
 		Example: `  gatehouse cert request --ca-url https://ca.example.com:8443 --root ca.pem --token "$TOKEN" --out partner-a`,
 		Args:    cobra.NoArgs,
 		RunE: caRunE(func() error {
@@ -88,6 +89,12 @@ PREFIX.pem (the certificate followed by the intermediates) and PREFIX-key.pem
 			if err != nil {
 				return usageError(err)
 			}
+			var pass []byte
+			if passFile != "" {
+				if pass, err = readSecretFile(passFile, "key passphrase"); err != nil {
+					return err
+				}
+			}
 			if err := checkOutPrefix(out); err != nil {
 				return err
 			}
@@ -103,7 +110,7 @@ PREFIX.pem (the certificate followed by the intermediates) and PREFIX-key.pem
 			if err != nil {
 				return err
 			}
-			keyPEM, err := pki.MarshalKeyPEM(key, nil)
+			keyPEM, err := pki.MarshalKeyPEM(key, pass)
 			if err != nil {
 				return err
 			}
@@ -124,6 +131,7 @@ PREFIX.pem (the certificate followed by the intermediates) and PREFIX-key.pem
 	fl.StringVar(&tokenFile, "token-file", "", "read the token from the first line of this file")
 	fl.StringVar(&out, "out", "", "output prefix: writes PREFIX.pem and PREFIX-key.pem (required)")
 	fl.StringVar(&kt, "key-type", string(pki.KeyECDSAP256), "key type: "+oneOf(keyTypeNames()...))
+	fl.StringVar(&passFile, "key-passphrase-file", "", "encrypt PREFIX-key.pem with the passphrase on the first line of this file")
 	cmd.MarkFlagRequired("out")
 	return cmd
 }

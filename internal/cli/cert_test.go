@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -225,6 +226,34 @@ func TestShortLivedCertificates(t *testing.T) {
 		if strings.Count(stderr.String(), "certificate renewed") < 3 {
 			t.Errorf("daemon log: %s", stderr.String())
 		}
+	})
+
+	t.Run("encrypted key and --signal", func(t *testing.T) {
+		d := t.TempDir()
+		pass := caWrite(t, filepath.Join(d, "pass"), "key passphrase\n")
+		tok := strings.TrimSpace(caMust(t, env, "ca", "token", "--dir", dir, "--profile", "client", "--cn", "svc-b"))
+		out := filepath.Join(d, "svc-b")
+		caMust(t, env, "cert", "request", "--ca-url", api, "--root", root, "--token", tok, "--out", out, "--key-passphrase-file", pass)
+		caMustOpenSSL(t, "pkey", "-in", out+"-key.pem", "-passin", "file:"+pass, "-noout")
+		// A process that records SIGHUP.
+		got := filepath.Join(d, "hup")
+		proc := exec.Command("sh", "-c", `trap 'echo hup > `+got+`; exit 0' HUP; while :; do sleep 0.05; done`)
+		if err := proc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer proc.Process.Kill()
+		time.Sleep(200 * time.Millisecond) // let sh install its trap
+		caMust(t, env, "cert", "renew", "--ca-url", api, "--root", root, "--cert", out+".pem", "--key", out+"-key.pem",
+			"--key-passphrase-file", pass, "--signal", strconv.Itoa(proc.Process.Pid))
+		proc.Wait()
+		if b, _ := os.ReadFile(got); strings.TrimSpace(string(b)) != "hup" {
+			t.Fatalf("the process did not get SIGHUP (%q)", b)
+		}
+		// The new key is encrypted with the same passphrase.
+		if b, _ := os.ReadFile(out + "-key.pem"); !strings.Contains(string(b), "ENCRYPTED PRIVATE KEY") {
+			t.Fatal("renewed key not encrypted")
+		}
+		caMustOpenSSL(t, "pkey", "-in", out+"-key.pem", "-passin", "file:"+pass, "-noout")
 	})
 
 	t.Run("EST with curl and openssl", func(t *testing.T) {
