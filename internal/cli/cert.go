@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/pki/enroll"
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 // renewClock, if not nil, schedules 'cert renew --daemon' (tests set it).
@@ -217,7 +218,7 @@ func renewHook(env *Env, execCmd string, pid int, certFile, keyFile string) func
 		return func(ctx context.Context, leaf *x509.Certificate) error {
 			cmd := exec.CommandContext(ctx, "sh", "-c", execCmd)
 			cmd.Env = append(os.Environ(), "GATEHOUSE_CERT="+certFile, "GATEHOUSE_KEY="+keyFile,
-				"GATEHOUSE_SERIAL="+leaf.SerialNumber.Text(16))
+				"GATEHOUSE_SERIAL="+serial.Format(leaf.SerialNumber))
 			cmd.Stdout, cmd.Stderr = env.Stderr, env.Stderr
 			cmd.WaitDelay = 10 * time.Second
 			if err := cmd.Run(); err != nil {
@@ -246,7 +247,7 @@ func chainPEM(chain []*x509.Certificate) []byte {
 
 func printCert(env *Env, verb string, c *x509.Certificate, files ...pki.File) {
 	fmt.Fprintf(env.Stdout, "%s certificate %q, serial %s, valid until %s\n",
-		verb, c.Subject.CommonName, c.SerialNumber.Text(16), c.NotAfter.UTC().Format(time.RFC3339))
+		verb, c.Subject.CommonName, serial.Format(c.SerialNumber), c.NotAfter.UTC().Format(time.RFC3339))
 	for _, f := range files {
 		fmt.Fprintf(env.Stdout, "  wrote %s\n", f.Path)
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 // need fails the test when a tool the interoperability test runs is
@@ -168,7 +170,7 @@ func TestShortLivedCertificates(t *testing.T) {
 	if renewed.SerialNumber.Cmp(leaf.SerialNumber) == 0 || renewed.Subject.String() != leaf.Subject.String() {
 		t.Fatalf("renewal %x %v", renewed.SerialNumber, renewed.Subject)
 	}
-	if b, _ := os.ReadFile(marker); strings.TrimSpace(string(b)) != renewed.SerialNumber.Text(16) {
+	if b, _ := os.ReadFile(marker); strings.TrimSpace(string(b)) != serial.Format(renewed.SerialNumber) {
 		t.Fatalf("hook wrote %q", b)
 	}
 	caMustOpenSSL(t, "x509", "-in", out+".pem", "-noout", "-checkend", "3600")
@@ -177,9 +179,9 @@ func TestShortLivedCertificates(t *testing.T) {
 	var sawToken, sawRenew bool
 	for _, a := range audits(t, auditOut.String()) {
 		switch {
-		case a.Method == "token" && a.Serial == leaf.SerialNumber.Text(16) && strings.HasPrefix(a.Requester, "token:"):
+		case a.Method == "token" && a.Serial == serial.Format(leaf.SerialNumber) && strings.HasPrefix(a.Requester, "token:"):
 			sawToken = true
-		case a.Method == "renew" && a.Serial == renewed.SerialNumber.Text(16) && a.Requester == "serial:"+leaf.SerialNumber.Text(16) &&
+		case a.Method == "renew" && a.Serial == serial.Format(renewed.SerialNumber) && a.Requester == "serial:"+serial.Format(leaf.SerialNumber) &&
 			strings.HasPrefix(a.Remote, "127.0.0.1:"):
 			sawRenew = true
 		}

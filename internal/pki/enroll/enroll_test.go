@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/pki/store"
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 var testPass = []byte("test passphrase")
@@ -280,7 +281,7 @@ func TestRenew(t *testing.T) {
 		t.Errorf("profile %q", rec.Profile)
 	}
 	ens, _ := e.ca.Store().(store.EnrollmentStore).Enrollments(ctx, rec.Serial)
-	if len(ens) != 1 || ens[0].Requester != "serial:"+iss.Record.Serial {
+	if len(ens) != 1 || ens[0].Requester != "serial:"+serial.Format(iss.Cert().SerialNumber) {
 		t.Errorf("enrollment %+v", ens)
 	}
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/pki"
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 // Clock is the time a Renewer schedules by. Tests inject one.
@@ -134,7 +135,7 @@ func (r *Renewer) RenewNow(ctx context.Context) (*x509.Certificate, error) {
 	}
 	leaf := chain[0]
 	r.log().Info("certificate renewed", "cert", r.CertFile, "subject", leaf.Subject.String(),
-		"old_serial", cur.Leaf.SerialNumber.Text(16), "serial", leaf.SerialNumber.Text(16),
+		"old_serial", serial.Format(cur.Leaf.SerialNumber), "serial", serial.Format(leaf.SerialNumber),
 		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
 	if r.Hook != nil {
 		if err := r.Hook(ctx, leaf); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/pki/store"
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 	"github.com/gatehouse/gatehouse/internal/units"
 )
@@ -134,7 +135,7 @@ func (s *Server) issueListenerCert() error {
 		tc.Certificate = append(tc.Certificate, c.Raw)
 	}
 	s.cert.Store(tc)
-	s.log.Info("enrollment API: listener certificate issued", "serial", iss.Record.Serial, "names", s.opts.Names,
+	s.log.Info("enrollment API: listener certificate issued", "serial", serial.Format(iss.Cert().SerialNumber), "names", s.opts.Names,
 		"not_after", iss.Cert().NotAfter.UTC().Format(time.RFC3339))
 	return nil
 }
@@ -382,7 +383,7 @@ func (s *Server) peer(r *http.Request) (*x509.Certificate, store.Record, error) 
 		return nil, store.Record{}, fail(http.StatusUnauthorized, "a client certificate issued by this CA is required", nil)
 	}
 	leaf := r.TLS.PeerCertificates[0]
-	who := fmt.Sprintf("subject %q serial %s issuer %q", leaf.Subject.String(), store.FormatSerial(leaf.SerialNumber), leaf.Issuer.String())
+	who := fmt.Sprintf("subject %q serial %s issuer %q", leaf.Subject.String(), serial.Format(leaf.SerialNumber), leaf.Issuer.String())
 	now, at := s.now(), s.now()
 	if now.Before(leaf.NotBefore) {
 		return nil, store.Record{}, failf(http.StatusForbidden, "certificate not yet valid", "%s: valid from %s", who, leaf.NotBefore.UTC().Format(time.RFC3339))
@@ -450,10 +451,10 @@ func (s *Server) renew(r *http.Request, csr *x509.CertificateRequest, method str
 	if err != nil {
 		return nil, signError(err)
 	}
-	s.record(r, iss, method, "serial:"+rec.Serial)
+	s.record(r, iss, method, "serial:"+serial.Format(leaf.SerialNumber))
 	if s.opts.RevokeSuperseded {
 		if _, err := s.ca.Revoke(r.Context(), leaf.SerialNumber, pki.ReasonSuperseded); err != nil && !errors.Is(err, pki.ErrAlreadyRevoked) {
-			s.log.Error("enrollment API: revoking the superseded certificate failed", "serial", rec.Serial, "err", err)
+			s.log.Error("enrollment API: revoking the superseded certificate failed", "serial", serial.Format(leaf.SerialNumber), "err", err)
 		}
 	}
 	return iss, nil
@@ -477,9 +478,9 @@ func (s *Server) record(r *http.Request, iss *pki.Issued, method, requester stri
 	c := iss.Cert()
 	e := store.Enrollment{Serial: iss.Record.Serial, Method: method, Requester: requester, Remote: r.RemoteAddr, At: s.now()}
 	if err := s.es.RecordEnrollment(r.Context(), e); err != nil {
-		s.log.Error("enrollment API: recording the enrollment failed", "serial", e.Serial, "err", err)
+		s.log.Error("enrollment API: recording the enrollment failed", "serial", serial.Format(c.SerialNumber), "err", err)
 	}
-	s.audit.Info("certificate issued", "event", "enroll", "method", method, "serial", e.Serial,
+	s.audit.Info("certificate issued", "event", "enroll", "method", method, "serial", serial.Format(c.SerialNumber),
 		"subject", c.Subject.String(), "sans", iss.Record.SANs, "profile", iss.Record.Profile,
 		"not_after", c.NotAfter.UTC().Format(time.RFC3339), "requester", requester, "remote", r.RemoteAddr)
 }
