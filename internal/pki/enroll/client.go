@@ -133,6 +133,11 @@ func (c *Client) post(ctx context.Context, path string, csr []byte, cert *tls.Ce
 		req.Header.Set("Authorization", auth)
 	}
 	resp, err := hc.Do(req)
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		// Not an outage: the CA is not the one --root names. No retry helps.
+		return nil, fmt.Errorf("the CA's HTTPS certificate does not verify against the root given (--root): %w", cve)
+	}
 	if err != nil {
 		return nil, &UnavailableError{Err: err}
 	}

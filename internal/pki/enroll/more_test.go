@@ -226,3 +226,24 @@ func TestESTRequests(t *testing.T) {
 		}
 	}
 }
+
+// A CA whose HTTPS certificate does not verify against --root is not an
+// outage: the daemon stops at once instead of retrying forever.
+func TestRenewerWrongRoot(t *testing.T) {
+	e := newEnv(t, Options{})
+	other, err := pki.Init(t.TempDir(), pki.InitOptions{Passphrase: testPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	iss, _ := e.ca.Issue(pki.IssueRequest{Profile: pki.ProfileClient, CN: "svc", Validity: time.Hour})
+	certFile, keyFile := writePair(t, t.TempDir(), iss)
+	c, _ := NewClient(e.url, rootPool(other))
+	clock := &recClock{}
+	r := &Renewer{Client: c, CertFile: certFile, KeyFile: keyFile, Clock: clock, Log: e.srv.log}
+	err = r.Run(context.Background())
+	mustRefuse(t, err, "does not verify against the root given")
+	if n := len(clock.waits()); n != 1 {
+		t.Fatalf("%d waits; want only the wait for the renewal time, no retry", n)
+	}
+}
