@@ -249,8 +249,10 @@ client off: revoke it, and within a second the gateway refuses it:
   gatehouse ca revoke --dir %s --passphrase-file %s --serial %s --reason keyCompromise
   curl --cacert %s --cert %s --key %s %s/api/hello
 
-(curl now fails with "alert bad certificate"; the gateway's log above says
-why: revoked. The next demo run issues a new client certificate.)
+(curl now gets 400 {"error":"client certificate not accepted","reason":"revoked"}:
+the demo runs client_auth.mode optional, whose refusals are answered in HTTP
+with a reason code; the audit record on stdout has the detail. The next demo
+run issues a new client certificate.)
 
 `, q(""), q(demoPassphraseFile), clientSerial, q("ca.pem"), q("client.pem"), q("client-key.pem"), base)
 }

@@ -77,9 +77,9 @@ func TestDemo(t *testing.T) {
 			deadline := time.Now().Add(15 * time.Second)
 			for {
 				out, err := exec.Command("sh", "-c", cmds[3]+" -sS").CombinedOutput()
-				if err != nil {
-					if !strings.Contains(stderr.String(), "revoked") {
-						t.Errorf("revoked client refused (%s), but the log does not say why:\n%s", out, stderr.String())
+				if err != nil || strings.Contains(string(out), `"reason":"revoked"`) {
+					if !strings.Contains(string(out), `{"error":"client certificate not accepted","reason":"revoked","status":400}`) {
+						t.Errorf("revoked client refused (%v), but not with the reason code: %s", err, out)
 					}
 					break
 				}

@@ -37,6 +37,10 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.ClientAuth.Revocation.Refresh, Duration(DefaultCRLRefresh))
 	setDefault(&c.ClientAuth.Revocation.MaxCRLSize, Size(DefaultMaxCRLSize))
 	setDefault(&c.ClientAuth.MaxChainLength, DefaultMaxChainLength)
+	if c.ClientAuth.Mode == ModeOptional {
+		setDefault(&c.ClientAuth.Refusal, RefusalHTTP)
+	}
+	setDefault(&c.ClientAuth.Refusal, RefusalTLS)
 	setDefault(&c.HSTS.MaxAge, Duration(DefaultHSTSMaxAge))
 	setDefault(&c.Timeouts.Handshake, Duration(DefaultHandshake))
 	setDefault(&c.Timeouts.ReadHeader, Duration(DefaultReadHeader))

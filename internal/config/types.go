@@ -85,7 +85,21 @@ type ClientAuth struct {
 	// key usage extension at all (what `openssl x509 -req` without
 	// -extfile makes). Default false; a warning is logged at startup.
 	AllowMissingEKU bool `yaml:"allow_missing_eku"`
+	// Refusal is how a client certificate that is presented but not
+	// accepted (untrusted issuer, expired, revoked, missing clientAuth
+	// EKU, ...) is refused: "tls" ends the handshake with an alert, "http"
+	// completes the handshake and answers every request on the connection
+	// 400 with a JSON reason code, before routing and never reaching a
+	// backend (as nginx's "400 The SSL certificate error"). Default "http"
+	// with mode optional, "tls" with mode require.
+	Refusal string `yaml:"refusal"`
 }
+
+// Client certificate refusal styles.
+const (
+	RefusalTLS  = "tls"
+	RefusalHTTP = "http"
+)
 
 // Revocation configures client certificate revocation checking.
 type Revocation struct {

@@ -177,6 +177,9 @@ func (c *Config) validateClientAuth(ps *problems) {
 	if r.MaxCRLSize < 1<<10 || r.MaxCRLSize > MaxMaxCRLSize {
 		ps.add("client_auth.revocation.max_crl_size", "%d bytes is out of range (use 1KiB to 256MiB; default 8MiB)", int64(r.MaxCRLSize))
 	}
+	if a.Refusal != RefusalTLS && a.Refusal != RefusalHTTP {
+		ps.add("client_auth.refusal", "unknown value %q (allowed: tls, a handshake alert; http, a 400 JSON answer with the reason code)", a.Refusal)
+	}
 	if a.MaxChainLength < 1 || a.MaxChainLength > MaxMaxChainLength {
 		ps.add("client_auth.max_chain_length", "%d is out of range (use 1 to %d: the leaf, its intermediates and the root; default %d)",
 			a.MaxChainLength, MaxMaxChainLength, DefaultMaxChainLength)

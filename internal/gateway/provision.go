@@ -73,7 +73,7 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 		errs = append(errs, &config.FieldError{File: f.Path, Line: f.Line(field), Field: field, Err: err})
 	}
 	s := &snapshot{file: f, timeouts: c.Timeouts, limits: c.Limits, upstreams: map[string]*upstream.Client{}}
-	pol := &pipeline.Policy{}
+	pol := &pipeline.Policy{RefuseInHTTP: c.ClientAuth.Mode != config.ModeNone && c.ClientAuth.Refusal == config.RefusalHTTP}
 
 	var certs []tls.Certificate
 	for i, ck := range c.ServerTLS.Certificates {

@@ -178,6 +178,16 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 			// map lookup; only an uncached OCSP status is fetched here.
 			err = snap.revocation.Check(s.bg, id.Chain)
 		}
+		if err != nil && snap.policy.RefuseInHTTP {
+			// client_auth.refusal: http. The handshake completes so that
+			// the client can read why (400 and the reason code on every
+			// request, before routing); nothing reaches a backend. The
+			// audit record has the detail and the fix.
+			s.auditCertificate(tc, cs, err, "certificate_refused")
+			pc.Peer = cs.PeerCertificates
+			pc.SetVerified(pipeline.NewRefusedVerification(snap.policy, err))
+			return nil
+		}
 		if err != nil {
 			tc.refused.Store(true)
 			s.auditHandshake(tc, cs, err)
@@ -191,9 +201,13 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 }
 
 func (s *Server) auditHandshake(c *trackedConn, cs tls.ConnectionState, err error) {
+	s.auditCertificate(c, cs, err, "handshake_refused")
+}
+
+func (s *Server) auditCertificate(c *trackedConn, cs tls.ConnectionState, err error, event string) {
 	rec := telemetry.AuditRecord{
 		Time:     s.now(),
-		Event:    "handshake_refused",
+		Event:    event,
 		Remote:   c.pc.Remote,
 		SNI:      cs.ServerName,
 		Resumed:  cs.DidResume,

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/tlsconf"
 )
 
 // Conn is what the handshake learned about one client connection. The
@@ -43,8 +44,20 @@ type Verification struct {
 	// Headers are the identity headers for the backend.
 	Headers [][2]string
 
+	// Refused is set when the client presented a certificate that was
+	// not accepted and the policy answers that in HTTP (RefuseInHTTP):
+	// every request of the connection is refused with Code.
+	Refused error
+	Code    string
+
 	subject, serial, issuer, spiffe, fingerprint string
 	sans                                         []string
+}
+
+// NewRefusedVerification records that the client's certificate was refused
+// with err, whose reason code (tlsconf.ReasonCode) the client is told.
+func NewRefusedVerification(p *Policy, err error) *Verification {
+	return &Verification{Policy: p, Refused: err, Code: string(tlsconf.ReasonCode(err))}
 }
 
 // NewVerification renders id's headers and audit strings under p.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -289,6 +290,10 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 	if v.Policy != pol {
 		id, err := pol.Verifier.Verify(ex.conn.Peer)
 		if err != nil && !errors.Is(err, tlsconf.ErrNoCertificate) {
+			if pol.RefuseInHTTP {
+				ex.rec.Path = ex.target
+				return certRefusedHTTP(fmt.Errorf("after reload: %w", err))
+			}
 			return certRefused("after reload: " + err.Error())
 		}
 		nv := NewVerification(pol, id)
@@ -297,6 +302,12 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 		}
 		ex.v = nv
 	}
+	if ex.v.Refused != nil {
+		// The handshake completed only so that the client can read why
+		// its certificate was refused; no request goes further.
+		ex.rec.Path = ex.target
+		return certRefusedHTTP(ex.v.Refused)
+	}
 	id := ex.v.ID
 	if id == nil {
 		return nil
@@ -304,8 +315,12 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 	now := ex.start
 	for _, c := range id.Chain {
 		if now.After(c.NotAfter) {
-			return certRefused("certificate " + strconv.Quote(c.Subject.String()) + " (serial " + identity.SerialHex(c.SerialNumber) +
+			rf := certRefused("certificate " + strconv.Quote(c.Subject.String()) + " (serial " + identity.SerialHex(c.SerialNumber) +
 				") expired at " + c.NotAfter.UTC().Format(time.RFC3339) + " during the connection")
+			if pol.RefuseInHTTP {
+				rf.Status, rf.Code = 400, string(tlsconf.CodeExpired)
+			}
+			return rf
 		}
 	}
 	// Revocation is checked on every request, not only at the handshake,
@@ -313,6 +328,9 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 	// stays open is refused at its next request.
 	if pol.Revocation != nil {
 		if err := pol.Revocation.Check(ctx, id.Chain); err != nil {
+			if pol.RefuseInHTTP {
+				return certRefusedHTTP(err)
+			}
 			return certRefused(err.Error())
 		}
 	}

@@ -42,6 +42,10 @@ type Policy struct {
 	// by Exchange.Body once BodyIdle has passed since the body began.
 	BodyIdle    time.Duration
 	MinBodyRate int64
+	// RefuseInHTTP answers a presented but refused client certificate
+	// with 400 and its reason code on every request of the connection
+	// (client_auth.refusal: http), instead of a handshake alert.
+	RefuseInHTTP bool
 	// Stripper removes identity, origin and forwarding headers in every
 	// spelling, plus configured extras. If nil, the built-in lists apply.
 	Stripper *sanitize.HeaderStripper

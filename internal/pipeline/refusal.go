@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/gatehouse/gatehouse/internal/tlsconf"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
@@ -30,6 +31,9 @@ type Refusal struct {
 	Body        []byte
 	// Close asks the engine to close the connection after the answer.
 	Close bool
+	// Code is a reason code the client may see (a refused client
+	// certificate's: "untrusted_issuer", "expired", ...), "" for none.
+	Code string
 }
 
 // Render calls set for each response header and returns the status and
@@ -49,7 +53,32 @@ func (rf *Refusal) Render(hsts string, set func(name, value string)) (int, []byt
 		return rf.Status, rf.Body
 	}
 	set("Content-Type", "application/json")
+	if rf.Code != "" {
+		return rf.Status, errorBodyCode(rf.Status, rf.Public, rf.Code)
+	}
 	return rf.Status, ErrorBody(rf.Status, rf.Public)
+}
+
+// errorBodyCode is the JSON error form with a reason code:
+// {"error":"...","reason":"...","status":N}.
+func errorBodyCode(status int, msg, code string) []byte {
+	b := make([]byte, 0, 64+len(msg)+len(code))
+	b = append(b, `{"error":`...)
+	b = strconv.AppendQuote(b, msg)
+	b = append(b, `,"reason":`...)
+	b = strconv.AppendQuote(b, code)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	return append(b, "}\n"...)
+}
+
+// certRefusedHTTP is the answer to a request on a connection whose client
+// certificate was refused under RefuseInHTTP: 400 and the reason code,
+// nothing more (DESIGN.md invariant 8); the audit record has the detail
+// and the fix.
+func certRefusedHTTP(err error) *Refusal {
+	return &Refusal{Status: 400, Public: "client certificate not accepted", Code: string(tlsconf.ReasonCode(err)),
+		Reason: err.Error(), Decision: "deny"}
 }
 
 // ErrorBody is the JSON error form: {"error":"...","status":N}.
