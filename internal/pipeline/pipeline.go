@@ -93,6 +93,9 @@ type Exchange struct {
 	upgrade                          string // the upgrade token passed, "" for none
 	connTokens                       []string
 	contentLength                    int64
+	visit                            int
+	upgradeRaw                       string
+	sink                             HeaderSink
 
 	rec      telemetry.AuditRecord
 	body     *limitedBody
@@ -341,29 +344,9 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 // names they nominate are not forwarded) and Upgrade (only a protocol the
 // route names passes; h2c never).
 func (ex *Exchange) headerPass(r Request) *Refusal {
-	var upgrade string
-	var rf *Refusal
-	r.VisitHeaders(func(name, value string) bool {
-		switch {
-		case equalFold(name, "connection"):
-			for value != "" {
-				var tok string
-				tok, value = cutComma(value)
-				if tok != "" {
-					ex.connTokens = append(ex.connTokens, foldToken(tok))
-				}
-			}
-		case equalFold(name, "upgrade"):
-			if upgrade != "" {
-				upgrade += ", "
-			}
-			upgrade += value
-		}
-		return true
-	})
-	if rf != nil {
-		return rf
-	}
+	ex.visit, ex.upgradeRaw = visitPass, ""
+	r.VisitHeaders(ex)
+	upgrade := ex.upgradeRaw
 	if upgrade == "" || ex.proto != "HTTP/1.1" {
 		return nil
 	}
@@ -392,16 +375,17 @@ func (ex *Exchange) headerPass(r Request) *Refusal {
 	return nil
 }
 
-// WriteHeaders writes the backend request's headers to dst: the client's
-// headers minus hop-by-hop and framing headers, the names its Connection
-// header nominates, and every spelling of identity and forwarding headers;
-// then gatehouse's own X-Forwarded-*, X-Request-Id and identity headers,
-// which nothing the client sent can remove. Host and framing are the
-// engine's to set.
-func (ex *Exchange) WriteHeaders(r Request, dst HeaderSink) {
-	pol := ex.policy
-	r.VisitHeaders(func(name, value string) bool {
-		if pol.dropRequestHeader(name) {
+// Header visits: the exchange is its own HeaderVisitor, so that visiting
+// the headers allocates no closure.
+const (
+	visitPass = iota
+	visitWrite
+)
+
+// VisitHeader implements HeaderVisitor for headerPass and WriteHeaders.
+func (ex *Exchange) VisitHeader(name, value string) bool {
+	if ex.visit == visitWrite {
+		if ex.policy.dropRequestHeader(name) {
 			return true
 		}
 		for _, t := range ex.connTokens {
@@ -409,9 +393,37 @@ func (ex *Exchange) WriteHeaders(r Request, dst HeaderSink) {
 				return true
 			}
 		}
-		dst.AddHeader(name, value)
+		ex.sink.AddHeader(name, value)
 		return true
-	})
+	}
+	switch {
+	case equalFold(name, "connection"):
+		for value != "" {
+			var tok string
+			tok, value = cutComma(value)
+			if tok != "" {
+				ex.connTokens = append(ex.connTokens, foldToken(tok))
+			}
+		}
+	case equalFold(name, "upgrade"):
+		if ex.upgradeRaw != "" {
+			ex.upgradeRaw += ", "
+		}
+		ex.upgradeRaw += value
+	}
+	return true
+}
+
+// WriteHeaders writes the backend request's headers to dst: the client's
+// headers minus hop-by-hop and framing headers, the names its Connection
+// header nominates, and every spelling of identity and forwarding headers;
+// then gatehouse's own X-Forwarded-*, X-Request-Id and identity headers,
+// which nothing the client sent can remove. Host and framing are the
+// engine's to set.
+func (ex *Exchange) WriteHeaders(r Request, dst HeaderSink) {
+	ex.visit, ex.sink = visitWrite, dst
+	r.VisitHeaders(ex)
+	ex.sink = nil
 	if ex.upgrade != "" {
 		dst.AddHeader("Connection", "Upgrade")
 		dst.AddHeader("Upgrade", ex.upgrade)

@@ -30,9 +30,9 @@ func (r *req) Authority() string    { return r.authority }
 func (r *req) Target() string       { return r.target }
 func (r *req) Proto() string        { return r.proto }
 func (r *req) ContentLength() int64 { return r.cl }
-func (r *req) VisitHeaders(f func(name, value string) bool) {
+func (r *req) VisitHeaders(v pipeline.HeaderVisitor) {
 	for _, h := range r.hdr {
-		if !f(h[0], h[1]) {
+		if !v.VisitHeader(h[0], h[1]) {
 			return
 		}
 	}

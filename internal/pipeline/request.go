@@ -17,10 +17,17 @@ type Request interface {
 	// ContentLength is the declared body length, 0 for none, -1 when the
 	// body is chunked or its length is otherwise unknown.
 	ContentLength() int64
-	// VisitHeaders calls f for every header field as received (name
-	// spelling preserved where the engine keeps it), until f returns false.
-	// Pseudo-headers, Host and framing headers need not be included.
-	VisitHeaders(f func(name, value string) bool)
+	// VisitHeaders calls v.VisitHeader for every header field as received
+	// (name spelling preserved where the engine keeps it), until it
+	// returns false. Pseudo-headers, Host and framing headers need not be
+	// included.
+	VisitHeaders(v HeaderVisitor)
+}
+
+// HeaderVisitor receives header fields (an interface, not a func, so that
+// visiting allocates nothing).
+type HeaderVisitor interface {
+	VisitHeader(name, value string) bool
 }
 
 // HeaderSink receives the headers of the request sent to the backend.

@@ -178,12 +178,12 @@ func (e *Engine) ServeConn(c net.Conn, pc *pipeline.Conn) error {
 // emptyView is the request view of bytes that never became a request.
 type emptyView struct{}
 
-func (emptyView) Method() string                             { return "" }
-func (emptyView) Authority() string                          { return "" }
-func (emptyView) Target() string                             { return "" }
-func (emptyView) Proto() string                              { return "HTTP/1.1" }
-func (emptyView) ContentLength() int64                       { return 0 }
-func (emptyView) VisitHeaders(func(name, value string) bool) {}
+func (emptyView) Method() string                      { return "" }
+func (emptyView) Authority() string                   { return "" }
+func (emptyView) Target() string                      { return "" }
+func (emptyView) Proto() string                       { return "HTTP/1.1" }
+func (emptyView) ContentLength() int64                { return 0 }
+func (emptyView) VisitHeaders(pipeline.HeaderVisitor) {}
 
 // Shutdown stops keep-alive (every next response says Connection: close),
 // closes idle connections, and waits for in-flight requests and tunnels
@@ -602,9 +602,9 @@ func (r *requestView) ContentLength() int64 {
 	}
 	return int64(n)
 }
-func (r *requestView) VisitHeaders(f func(name, value string) bool) {
+func (r *requestView) VisitHeaders(hv pipeline.HeaderVisitor) {
 	for k, v := range r.ctx.Request.Header.All() {
-		if !f(b2s(k), b2s(v)) {
+		if !hv.VisitHeader(b2s(k), b2s(v)) {
 			return
 		}
 	}

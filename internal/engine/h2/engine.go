@@ -309,10 +309,10 @@ func (v *requestView) ContentLength() int64 {
 	}
 	return v.r.ContentLength
 }
-func (v *requestView) VisitHeaders(f func(name, value string) bool) {
+func (v *requestView) VisitHeaders(hv pipeline.HeaderVisitor) {
 	for k, vals := range v.r.Header {
 		for _, val := range vals {
-			if !f(k, val) {
+			if !hv.VisitHeader(k, val) {
 				return
 			}
 		}
