@@ -182,6 +182,9 @@ func TestSmugglingCorpus(t *testing.T) {
 			for _, raw := range seen {
 				head, _, _ := strings.Cut(raw, "\r\n\r\n")
 				lower := strings.ToLower(head)
+				if !strings.Contains(strings.ToLower(tc.raw), "content-type") && strings.Contains(lower, "content-type:") {
+					t.Errorf("backend received a Content-Type the client did not send:\n%q", raw)
+				}
 				if strings.Count(lower, "\r\nhost:") != 1 || strings.Contains(raw, "[unparsable") ||
 					strings.Contains(lower, "ext=1") || strings.Contains(lower, "connection: close") ||
 					strings.Count(lower, "content-length:")+strings.Count(lower, "transfer-encoding:") > 1 {

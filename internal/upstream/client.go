@@ -159,6 +159,9 @@ func (c *Client) dialTCP(addr string) (net.Conn, error) {
 // rather than return it to the pool.
 func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	req.Header.SetHost(c.host)
+	// Never invent a Content-Type the client did not send (fasthttp adds
+	// application/octet-stream to bodies without one).
+	req.Header.SetNoDefaultContentType(true)
 	u := req.URI()
 	u.DisablePathNormalizing = true
 	if c.isTLS {
