@@ -65,6 +65,9 @@ func TestResponseFraming(t *testing.T) {
 			if resp.Header.Get("Strict-Transport-Security") == "" {
 				t.Errorf("%s %s: no HSTS", tc.method, tc.path)
 			}
+			if ct := resp.Header.Get("Content-Type"); ct != "" {
+				t.Errorf("%s %s: Content-Type %q invented (the backend sent none)", tc.method, tc.path, ct)
+			}
 		}
 	})
 }

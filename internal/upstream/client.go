@@ -162,6 +162,7 @@ func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	// Never invent a Content-Type the client did not send (fasthttp adds
 	// application/octet-stream to bodies without one).
 	req.Header.SetNoDefaultContentType(true)
+	resp.Header.SetNoDefaultContentType(true)
 	u := req.URI()
 	u.DisablePathNormalizing = true
 	if c.isTLS {

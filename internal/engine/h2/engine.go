@@ -226,6 +226,10 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Ex
 		}
 	}
 	h.Set("Strict-Transport-Security", ex.HSTS())
+	if _, ok := h["Content-Type"]; !ok {
+		// net/http would sniff one; the client gets what the backend sent.
+		h["Content-Type"] = nil
+	}
 	cl := bresp.Header.ContentLength()
 	if cl >= 0 {
 		h.Set("Content-Length", strconv.Itoa(cl))
