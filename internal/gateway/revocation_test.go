@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/coder/websocket"
 	"io"
 	"log/slog"
 	"net"
@@ -106,6 +107,19 @@ func TestRevocationByCRL(t *testing.T) {
 	alice := pub.issue(t, dir, "alice", pki.IssueRequest{Profile: pki.ProfileClient, CN: "alice"})
 	bob := pub.issue(t, dir, "bob", pki.IssueRequest{Profile: pki.ProfileClient, CN: "bob"})
 	be := newBackend(t)
+	ws := newBackend(t)
+	ws.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			if _, _, err := c.Read(r.Context()); err != nil {
+				return
+			}
+		}
+	})
 	g := startGateway(t, dir, fmt.Sprintf(`server_tls:
   certificates: [{cert: server.pem, key: server-key.pem}]
 client_auth:
@@ -114,7 +128,8 @@ client_auth:
   revocation: { crl: ["%s/crl"], refresh: 1s }
 routes:
   - { name: api, backend: "%s" }
-`, pub.url, be.URL))
+  - { name: ws, path: /ws, backend: "%s" }
+`, pub.url, be.URL, ws.URL))
 	roots := testpki.Pool(&testpki.CA{Cert: pub.ca.Root()})
 	clientConf := func(l *testpki.Leaf, cache tls.ClientSessionCache) *tls.Config {
 		cert := l.TLSCertificate()
@@ -134,6 +149,16 @@ routes:
 		opens = append(opens, open)
 	}
 
+	// And a WebSocket tunnel, which makes no further requests.
+	wsCtx, wsCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wsCancel()
+	tunnel, _, err := websocket.Dial(wsCtx, "wss://localhost/ws", &websocket.DialOptions{
+		HTTPClient: g.client(clientConf(pub.leaf(alice), nil), false), Host: "localhost"})
+	if err != nil {
+		t.Fatalf("websocket before revocation: %v", err)
+	}
+	defer tunnel.CloseNow()
+
 	if _, err := pub.ca.Revoke(context.Background(), alice.Cert().SerialNumber, pki.Reason(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +175,13 @@ routes:
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+	}
+	readCtx, readCancel := context.WithDeadline(context.Background(), deadline.Add(2*time.Second))
+	_, _, err = tunnel.Read(readCtx)
+	expired := readCtx.Err() != nil
+	readCancel()
+	if err == nil || expired {
+		t.Fatalf("the revoked client's WebSocket tunnel is still open (%v)", err)
 	}
 	if r, status, err := resume(t, g.addr, clientConf(pub.leaf(alice), cache)); err == nil && status == 200 {
 		t.Fatalf("revoked client got in on a resumed session (resumed=%v)", r)

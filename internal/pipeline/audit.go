@@ -55,3 +55,12 @@ func (ex *Exchange) Record() *telemetry.AuditRecord { return &ex.rec }
 // Event writes a record that belongs to no request, such as a refused
 // handshake.
 func (p *Pipeline) Event(r *telemetry.AuditRecord) { p.Audit.Write(r) }
+
+// Note adds to the record's reason without changing its decision (how a
+// tunnel ended).
+func (ex *Exchange) Note(s string) {
+	if ex.rec.Reason != "" {
+		ex.rec.Reason += "; "
+	}
+	ex.rec.Reason += s
+}

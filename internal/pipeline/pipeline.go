@@ -94,6 +94,7 @@ type Exchange struct {
 	connTokens                       []string
 	contentLength                    int64
 	visit                            int
+	recheckMu                        sync.Mutex
 	upgradeRaw                       string
 	sink                             HeaderSink
 
@@ -336,6 +337,23 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 			}
 			return certRefused(err.Error())
 		}
+	}
+	return nil
+}
+
+// Recheck holds a long-lived exchange (a tunnel) to the policy in force
+// now, as every request is: after a reload the chain is verified again,
+// and expiry and revocation are checked. It is safe to call from another
+// goroutine than the one serving the exchange, one call at a time.
+func (ex *Exchange) Recheck(ctx context.Context) error {
+	ex.recheckMu.Lock()
+	defer ex.recheckMu.Unlock()
+	saved := ex.start
+	ex.policy, ex.start = ex.p.Policy(), ex.p.now()
+	rf := ex.current(ctx)
+	ex.start = saved
+	if rf != nil {
+		return errors.New(rf.Reason)
 	}
 	return nil
 }

@@ -30,6 +30,9 @@ type Options struct {
 	// BodyIdleTimeout bounds the wait for each read of a request body.
 	// Default ReadHeaderTimeout.
 	BodyIdleTimeout time.Duration
+	// RecheckInterval is how often an open tunnel's client is checked
+	// again (reload, expiry, revocation). Default 1s.
+	RecheckInterval time.Duration
 	// MaxHeaderBytes bounds the request line and headers (431 beyond it).
 	// Default 64 KiB.
 	MaxHeaderBytes int
@@ -77,6 +80,9 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 	}
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
+	}
+	if opts.RecheckInterval <= 0 {
+		opts.RecheckInterval = time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -565,10 +571,14 @@ func (e *Engine) upgrade(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, rv *re
 	e.tunnels.Add(1)
 	ctx.Hijack(func(c net.Conn) {
 		defer e.tunnels.Done()
-		in, out, why := t.Relay(c, e.opts.IdleTimeout)
+		in, out, why := t.Relay(c, e.opts.IdleTimeout, func() error { return ex.Recheck(context.Background()) }, e.opts.RecheckInterval)
 		ex.AddBytesIn(in)
+		if strings.HasPrefix(why, "client no longer accepted") {
+			ex.Refuse(&pipeline.Refusal{Status: 101, Reason: why, Decision: "deny"})
+		} else {
+			ex.Note("tunnel ended: " + why)
+		}
 		ex.Finish(101, out, "")
-		_ = why
 		ex.Release()
 	})
 }

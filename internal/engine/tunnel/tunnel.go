@@ -92,17 +92,45 @@ func tokenEqual(b []byte, want string) bool {
 func (t *Tunnel) Close() error { return t.conn.Close() }
 
 // Relay copies bytes both ways until either side closes or stays silent
-// for idle, then closes both. It returns the bytes from the client (in)
-// and to it (out), and why it ended.
-func (t *Tunnel) Relay(client net.Conn, idle time.Duration) (in, out int64, why string) {
+// for idle, then closes both. Every recheckEvery it calls recheck (if not
+// nil) and ends the tunnel when that fails: a client whose certificate is
+// revoked, expires or loses its CA on reload is cut off as its next
+// request would be. It returns the bytes from the client (in) and to it
+// (out), and why it ended.
+func (t *Tunnel) Relay(client net.Conn, idle time.Duration, recheck func() error, recheckEvery time.Duration) (in, out int64, why string) {
 	var wg sync.WaitGroup
 	var once sync.Once
+	done := make(chan struct{})
 	end := func(reason string) {
 		once.Do(func() {
 			why = reason
+			close(done)
+			// fasthttp's hijacked conn ignores Close (the server closes
+			// it once the handler returns): a past deadline stops the
+			// read still waiting on it.
+			client.SetDeadline(time.Now())
 			client.Close()
 			t.conn.Close()
 		})
+	}
+	if recheck != nil && recheckEvery > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(recheckEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					if err := recheck(); err != nil {
+						end("client no longer accepted: " + err.Error())
+						return
+					}
+				}
+			}
+		}()
 	}
 	wg.Add(1)
 	go func() {
