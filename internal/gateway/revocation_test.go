@@ -120,6 +120,22 @@ func TestRevocationByCRL(t *testing.T) {
 			}
 		}
 	})
+	// A server-sent event stream: one event every 200 ms, forever.
+	sse := newBackend(t)
+	sse.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "data: %d\n\n", i); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	})
 	g := startGateway(t, dir, fmt.Sprintf(`server_tls:
   certificates: [{cert: server.pem, key: server-key.pem}]
 client_auth:
@@ -129,7 +145,8 @@ client_auth:
 routes:
   - { name: api, backend: "%s" }
   - { name: ws, path: /ws, backend: "%s" }
-`, pub.url, be.URL, ws.URL))
+  - { name: events, path: /events, backend: "%s" }
+`, pub.url, be.URL, ws.URL, sse.URL))
 	roots := testpki.Pool(&testpki.CA{Cert: pub.ca.Root()})
 	clientConf := func(l *testpki.Leaf, cache tls.ClientSessionCache) *tls.Config {
 		cert := l.TLSCertificate()
@@ -149,6 +166,18 @@ routes:
 		opens = append(opens, open)
 	}
 
+	// And event streams on both engines, which make no further requests.
+	var streams []*http.Response
+	for _, e := range engines {
+		sc := g.client(clientConf(pub.leaf(alice), nil), e.h2)
+		sc.Timeout = 0 // the stream must be cut by the gateway, not by the client
+		resp, err := sc.Get("https://localhost/events")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s event stream before revocation: %v %v", e.name, resp, err)
+		}
+		defer resp.Body.Close()
+		streams = append(streams, resp)
+	}
 	// And a WebSocket tunnel, which makes no further requests.
 	wsCtx, wsCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wsCancel()
@@ -174,6 +203,15 @@ routes:
 				t.Fatalf("%s open connection still served 15s after revocation", engines[i].name)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for i, resp := range streams {
+		done := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, resp.Body); done <- err }()
+		select {
+		case <-done:
+		case <-time.After(time.Until(deadline.Add(2 * time.Second))):
+			t.Fatalf("%s: the revoked client's event stream still flows", engines[i].name)
 		}
 	}
 	readCtx, readCancel := context.WithDeadline(context.Background(), deadline.Add(2*time.Second))

@@ -95,6 +95,7 @@ type Exchange struct {
 	contentLength                    int64
 	visit                            int
 	recheckMu                        sync.Mutex
+	lastCheck                        time.Time
 	upgradeRaw                       string
 	sink                             HeaderSink
 
@@ -350,12 +351,27 @@ func (ex *Exchange) Recheck(ctx context.Context) error {
 	defer ex.recheckMu.Unlock()
 	saved := ex.start
 	ex.policy, ex.start = ex.p.Policy(), ex.p.now()
+	ex.lastCheck = ex.start
 	rf := ex.current(ctx)
 	ex.start = saved
 	if rf != nil {
 		return errors.New(rf.Reason)
 	}
 	return nil
+}
+
+// RecheckEvery is how often a long-lived response or tunnel checks its
+// client again (Recheck).
+const RecheckEvery = time.Second
+
+// RecheckDue reports whether a long response should call Recheck now (at
+// most every RecheckEvery); streaming engines ask it on each body read.
+func (ex *Exchange) RecheckDue() bool {
+	last := ex.lastCheck
+	if last.IsZero() {
+		last = ex.start
+	}
+	return ex.p.now().Sub(last) >= RecheckEvery
 }
 
 // headerPass reads the headers the decisions need: Connection tokens (the

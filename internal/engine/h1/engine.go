@@ -498,7 +498,17 @@ type responseBody struct {
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
+	// A long stream (SSE) is held to the policy as a request would be: a
+	// client revoked, expired or dropped by a reload loses it.
+	// The check follows the read, so that what a quiet stream (SSE)
+	// delivers after a long wait is checked before it goes out.
 	n, err := b.r.Read(p)
+	if b.ex.RecheckDue() {
+		if cerr := b.ex.Recheck(context.Background()); cerr != nil {
+			b.rerr = fmt.Errorf("client no longer accepted: %w", cerr)
+			return 0, b.rerr
+		}
+	}
 	b.n += int64(n)
 	if err != nil && err != io.EOF {
 		b.rerr = err
@@ -509,6 +519,8 @@ func (b *responseBody) Read(p []byte) (int, error) {
 func (b *responseBody) CloseWithError(werr error) error {
 	failure := ""
 	switch {
+	case b.rerr != nil && strings.HasPrefix(b.rerr.Error(), "client no longer accepted"):
+		failure = b.rerr.Error()
 	case b.rerr != nil:
 		failure = "backend failed mid-body: " + b.rerr.Error()
 	case werr != nil:

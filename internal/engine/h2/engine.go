@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -243,9 +244,11 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Ex
 		ex.Finish(status, 0, "")
 		return
 	}
-	n, rerr, werr := copyBody(w, stream, cl < 0)
+	n, rerr, werr := copyBody(w, stream, cl < 0, ex)
 	failure := ""
 	switch {
+	case rerr != nil && strings.HasPrefix(rerr.Error(), "client no longer accepted"):
+		failure = rerr.Error()
 	case rerr != nil:
 		failure = "backend failed mid-body: " + rerr.Error()
 	case werr != nil:
@@ -269,13 +272,22 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 // copyBody copies a backend body to the client, flushing after each read
 // when the body is streamed (unknown length: SSE, chunked).
-func copyBody(w http.ResponseWriter, r io.Reader, flush bool) (n int64, rerr, werr error) {
+func copyBody(w http.ResponseWriter, r io.Reader, flush bool, ex *pipeline.Exchange) (n int64, rerr, werr error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	rc := http.NewResponseController(w)
 	for {
+		// A long stream (SSE) is held to the policy as a request would
+		// be: a client revoked, expired or dropped by a reload loses it.
+		// The check follows the read, so that what a quiet stream
+		// delivers after a long wait is checked before it goes out.
 		k, err := r.Read(buf)
+		if ex.RecheckDue() {
+			if cerr := ex.Recheck(context.Background()); cerr != nil {
+				return n, fmt.Errorf("client no longer accepted: %w", cerr), nil
+			}
+		}
 		if k > 0 {
 			m, err := w.Write(buf[:k])
 			n += int64(m)
