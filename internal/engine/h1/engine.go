@@ -495,6 +495,7 @@ type responseBody struct {
 	status int
 	n      int64
 	rerr   error
+	closed bool
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
@@ -517,6 +518,10 @@ func (b *responseBody) Read(p []byte) (int, error) {
 }
 
 func (b *responseBody) CloseWithError(werr error) error {
+	if b.closed {
+		return nil // the exchange went back to its pool with the first close
+	}
+	b.closed = true
 	failure := ""
 	switch {
 	case b.rerr != nil && strings.HasPrefix(b.rerr.Error(), "client no longer accepted"):
