@@ -70,7 +70,11 @@ for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     echo "-- $pkg $target"
-    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tail -3
+    out=$(mktemp)
+    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >"$out" 2>&1; then
+      grep -v '^fuzz: elapsed' "$out" | tail -40; rm -f "$out"; exit 1
+    fi
+    tail -3 "$out"; rm -f "$out"
   done
 done
 echo "== all tests passed"
