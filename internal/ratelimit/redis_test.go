@@ -235,4 +235,3 @@ func TestRedisBadURL(t *testing.T) {
 		}
 	}
 }
-
