@@ -47,7 +47,7 @@ func TestHandshakeFloodThrottledPerIP(t *testing.T) {
 	serverCert := root.Server(t, "gw.test").TLSCertificate()
 
 	c := newClock()
-	h, err := NewHandshakeLimiter(Rate{N: 5, Per: time.Second}, 5, MemoryOptions{Now: c.Now})
+	h, err := NewHandshakeLimiter(HandshakeOptions{FailedRate: Rate{N: 5, Per: time.Second}, FailedBurst: 5, Memory: MemoryOptions{Now: c.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +67,7 @@ func TestHandshakeFloodThrottledPerIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	failed := make(chan struct{}, 100) // one per failed handshake, once charged
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -76,9 +77,12 @@ func TestHandshakeFloodThrottledPerIP(t *testing.T) {
 			go func() {
 				defer conn.Close()
 				conn.SetDeadline(time.Now().Add(5 * time.Second))
-				if conn.(*tls.Conn).Handshake() == nil {
-					io.WriteString(conn, "ok")
+				if conn.(*tls.Conn).Handshake() != nil {
+					h.Failed(conn.RemoteAddr())
+					failed <- struct{}{}
+					return
 				}
+				io.WriteString(conn, "ok")
 			}()
 		}
 	}()
@@ -106,6 +110,7 @@ func TestHandshakeFloodThrottledPerIP(t *testing.T) {
 		if dial("127.0.0.1", junk) == nil {
 			t.Fatal("a junk certificate was accepted")
 		}
+		<-failed // the server has charged the failure
 	}
 	if n := reached.Load(); n != 5 {
 		t.Fatalf("%d of 50 flooding handshakes got past the limiter; want the burst, 5", n)
@@ -115,14 +120,42 @@ func TestHandshakeFloodThrottledPerIP(t *testing.T) {
 	}
 
 	good := root.Client(t, "partner").TLSCertificate()
+	// Successful handshakes spend no failure budget.
+	for range 20 {
+		if err := dial("127.0.0.3", good); err != nil {
+			t.Fatalf("honest handshake %v", err)
+		}
+	}
 	if err := dial("127.0.0.2", good); err != nil {
 		t.Fatalf("another IP could not connect during the flood: %v", err)
 	}
 	if err := dial("127.0.0.1", good); err == nil {
 		t.Fatal("the flooding IP connected while over its budget")
 	}
-	c.Add(time.Second)
+	<-failed
+	c.Add(200 * time.Millisecond) // one failure refilled
 	if err := dial("127.0.0.1", good); err != nil {
 		t.Fatalf("the flooding IP could not connect after its budget refilled: %v", err)
+	}
+}
+
+// The all-handshakes budget counts successes too.
+func TestHandshakeRateAll(t *testing.T) {
+	c := newClock()
+	h, err := NewHandshakeLimiter(HandshakeOptions{Rate: Rate{N: 2, Per: time.Second}, Burst: 2, Memory: MemoryOptions{Now: c.Now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 1}
+	if !h.Allow(a) || !h.Allow(a) || h.Allow(a) {
+		t.Fatal("want two handshakes then a refusal")
+	}
+	h.Failed(a) // no failure budget configured: no effect
+	if !h.Allow(&net.TCPAddr{IP: net.ParseIP("192.0.2.2")}) {
+		t.Fatal("another IP refused")
+	}
+	c.Add(500 * time.Millisecond)
+	if !h.Allow(a) {
+		t.Fatal("refused after a refill")
 	}
 }

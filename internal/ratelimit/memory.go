@@ -85,6 +85,19 @@ func (m *Memory) Take(key string, interval, tolerance int64) (bool, int64) {
 	return true, wait
 }
 
+// Peek reports whether Take would allow key now, without spending.
+func (m *Memory) Peek(key string, interval, tolerance int64) bool {
+	now := int64(m.now().Sub(m.base))
+	s := &m.shards[maphash.String(m.seed, key)&(shardCount-1)]
+	s.mu.Lock()
+	tat, ok := s.tat[key]
+	s.mu.Unlock()
+	if !ok || tat < now {
+		tat = now
+	}
+	return tat+interval-now <= tolerance
+}
+
 // makeRoom makes space for one more key in s (locked).
 func (m *Memory) makeRoom(s *shard, now int64) {
 	s.sinceSweep++
