@@ -42,8 +42,8 @@ func TestStrictErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"unknown top key", "routs: []\n" + minimal, `g.yaml:1: routs: unknown key (did you mean routes? allowed: admin, client_auth, hsts, identity_headers, limits, listen, log, routes, server_tls, timeouts)`},
-		{"unknown nested key", strings.Replace(minimal, "backend:", "bakend:", 1), `g.yaml:7: routes[0].bakend: unknown key (did you mean backend? allowed: allow, backend, host, max_body, methods, name, path, rate_limit, require_client_cert, upgrades, upstream_tls)`},
+		{"unknown top key", "routs: []\n" + minimal, `g.yaml:1: routs: unknown key (did you mean routes? allowed: admin, client_auth, hsts, identity_headers, limits, listen, log, rate_limit, rate_limit_store, routes, server_tls, timeouts)`},
+		{"unknown nested key", strings.Replace(minimal, "backend:", "bakend:", 1), `g.yaml:7: routes[0].bakend: unknown key (did you mean backend? allowed: allow, backend, backend_pool, circuit_breaker, host, max_body, max_in_flight, methods, name, openapi, path, rate_limit, require_client_cert, upgrades, upstream_tls)`},
 		{"wrong kind", "listen: [a, b]\n" + minimal, `g.yaml:1: listen: expected a single string value`},
 		{"alias", "x: &a 1\n", `g.yaml:1: x: unknown key`},
 		{"duplicate key", "listen: a\nlisten: b\n", `g.yaml:2: listen: written twice (first at line 1; keep one)`},

@@ -447,6 +447,9 @@ func (f *File) Files() []string {
 			add(u.Cert)
 			add(u.Key)
 		}
+		if r.OpenAPI != nil {
+			add(r.OpenAPI.Spec)
+		}
 	}
 	return out
 }

@@ -22,6 +22,12 @@ type Config struct {
 	IdentityHeaders []string `yaml:"identity_headers"`
 	// Routes map host and path prefixes to backends. At least one is required.
 	Routes []Route `yaml:"routes"`
+	// RateLimit is the rate limit of every route without one of its own.
+	// If nil, such routes have none.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// RateLimitStore shares rate limits between gateways in Redis. If
+	// nil, each gateway keeps them in memory.
+	RateLimitStore *RateLimitStore `yaml:"rate_limit_store"`
 	// Timeouts bound how long clients and backends may take.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Limits bound the size of what clients send.
@@ -157,21 +163,27 @@ type Route struct {
 	Methods []string `yaml:"methods"`
 	// MaxBody bounds the request body. Default limits.max_body.
 	MaxBody Size `yaml:"max_body"`
-	// RateLimit is not yet supported: must be absent.
+	// RateLimit limits the route's request rate. If nil, the top-level
+	// rate_limit applies (if any); per: none turns it off.
 	RateLimit *RateLimit `yaml:"rate_limit"`
 	// Upgrades are the Upgrade protocols passed to the backend: only
 	// "websocket" is supported. Absent means [websocket]; [] passes none.
 	// h2c is never passed.
 	Upgrades []string `yaml:"upgrades"`
+	// OpenAPI validates requests against an OpenAPI 3 document. If nil,
+	// requests are not validated.
+	OpenAPI *OpenAPI `yaml:"openapi"`
+	// MaxInFlight bounds the route's requests in flight (503 beyond). 0:
+	// no bound for the route (limits.in_flight_per_identity still holds).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// BackendPool bounds connections to the backend. If nil, the
+	// upstream client's defaults.
+	BackendPool *BackendPool `yaml:"backend_pool"`
+	// CircuitBreaker answers 503 at once while the backend keeps failing.
+	// If nil, there is none.
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
 	// UpstreamTLS configures TLS to an https backend.
 	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
-}
-
-// RateLimit configures a token bucket.
-type RateLimit struct {
-	Per   string `yaml:"per"`
-	Rate  string `yaml:"rate"`
-	Burst int    `yaml:"burst"`
 }
 
 // UpstreamTLS configures how gatehouse connects to an https backend.
@@ -224,6 +236,33 @@ type Limits struct {
 	// BackendConnsPerClient bounds the backend requests one client
 	// connection has in flight at once (HTTP/2 multiplexes). Default 16.
 	BackendConnsPerClient int `yaml:"backend_conns_per_client"`
+	// MaxURLLength bounds the request target (414 beyond). Default 8KiB.
+	MaxURLLength Size `yaml:"max_url_length"`
+	// MaxHeaders bounds the number of request header fields (431 beyond).
+	// Default 100.
+	MaxHeaders int `yaml:"max_headers"`
+	// MaxQueryParams bounds the number of query parameters (400 beyond).
+	// Default 256.
+	MaxQueryParams int `yaml:"max_query_params"`
+	// MaxJSONDepth bounds JSON nesting on routes with openapi. Default 32.
+	MaxJSONDepth int `yaml:"max_json_depth"`
+	// ConnectionsPerIP bounds open connections per client IP (IPv6: per
+	// /64). Default 4096. Behind a TCP load balancer that hides client
+	// addresses, every client shares the balancer's IP: raise it.
+	ConnectionsPerIP int `yaml:"connections_per_ip"`
+	// ConnectionsPerIdentity bounds open connections per client
+	// certificate identity. Default 4096.
+	ConnectionsPerIdentity int `yaml:"connections_per_identity"`
+	// InFlightPerIdentity bounds requests in flight per client
+	// certificate identity (503 beyond). Default 1024.
+	InFlightPerIdentity int `yaml:"in_flight_per_identity"`
+	// HandshakesPerIP bounds every TLS handshake per client IP. If nil,
+	// no bound (failed handshakes are still bounded).
+	HandshakesPerIP *HandshakeLimit `yaml:"handshakes_per_ip"`
+	// FailedHandshakesPerIP bounds failed TLS handshakes per client IP:
+	// over it, the IP's next handshakes are refused at the ClientHello
+	// until the budget refills. Default 10/s, burst 50.
+	FailedHandshakesPerIP *HandshakeLimit `yaml:"failed_handshakes_per_ip"`
 }
 
 // Admin configures the admin listener.

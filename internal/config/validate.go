@@ -51,6 +51,7 @@ func (c *Config) Validate() []Problem {
 		seen[h] = true
 	}
 	c.validateRoutes(&ps)
+	c.validateProtection(&ps)
 	for _, d := range []struct {
 		field string
 		v     Duration
@@ -265,9 +266,6 @@ func (c *Config) validateRoutes(ps *problems) {
 		}
 		if r.MaxBody < 0 {
 			ps.add(f+".max_body", "must not be negative")
-		}
-		if r.RateLimit != nil {
-			ps.add(f+".rate_limit", "rate limits are not supported in this version of gatehouse (remove it; it will not be ignored silently)")
 		}
 	}
 }
