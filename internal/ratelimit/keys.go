@@ -37,7 +37,8 @@ func KeysOf(id *identity.Identity) IdentityKeys {
 		return IdentityKeys{}
 	}
 	k := IdentityKeys{
-		Subject:     "subject:" + id.IssuerName() + "\x00" + id.Subject(),
+		// RFC 2253 escapes ';' inside DNs, so the first bare ';' splits.
+		Subject:     "subject:" + id.Subject() + ";issuer:" + id.IssuerName(),
 		Fingerprint: "sha256:" + id.Fingerprint(),
 	}
 	for _, u := range id.URIs() {
@@ -47,7 +48,7 @@ func KeysOf(id *identity.Identity) IdentityKeys {
 		}
 	}
 	if k.SPIFFEID == "" {
-		k.SPIFFEID = "serial:" + id.IssuerName() + "\x00" + id.Serial()
+		k.SPIFFEID = "serial:" + id.Serial() + ";issuer:" + id.IssuerName()
 	}
 	return k
 }

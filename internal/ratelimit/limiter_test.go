@@ -7,6 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
 // clock is a settable test clock.
@@ -281,4 +284,32 @@ func BenchmarkAllowParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+func TestKeysOf(t *testing.T) {
+	root := testpki.NewRoot(t, "Keys CA")
+	svid := identity.New(root.Leaf(t, testpki.LeafOptions{CN: "w", URIs: []string{"https://example.com/x", "spiffe://example.com/billing"}}).Chain)
+	plain := identity.New(root.Client(t, "partner-a").Chain)
+	ks, kp := KeysOf(svid), KeysOf(plain)
+	if ks.Key("") != "spiffe:spiffe://example.com/billing" || ks.Key(BySPIFFEID) != ks.Key("") {
+		t.Errorf("SVID key %q", ks.Key(""))
+	}
+	if want := "serial:" + plain.Serial() + ";issuer:CN=Keys CA,O=gatehouse test"; kp.Key("") != want {
+		t.Errorf("plain key %q; want %q", kp.Key(""), want)
+	}
+	if kp.Key(BySubject) != "subject:CN=partner-a;issuer:CN=Keys CA,O=gatehouse test" {
+		t.Errorf("subject key %q", kp.Key(BySubject))
+	}
+	if kp.Key(ByFingerprint) != "sha256:"+plain.Fingerprint() {
+		t.Errorf("fingerprint key %q", kp.Key(ByFingerprint))
+	}
+	// A renewed certificate of the same subject shares the subject key
+	// but not the serial key.
+	again := KeysOf(identity.New(root.Client(t, "partner-a").Chain))
+	if again.Key(BySubject) != kp.Key(BySubject) || again.Key("") == kp.Key("") {
+		t.Error("renewal: subject keys must match, serial keys must not")
+	}
+	if KeysOf(nil) != (IdentityKeys{}) {
+		t.Error("nil identity has keys")
+	}
 }
