@@ -116,3 +116,9 @@ func (k *Keyed) Len() int {
 	}
 	return n
 }
+
+// Max returns the gate's bound (0: none).
+func (g *Gate) Max() int64 { return g.max }
+
+// Max returns the bound per key.
+func (k *Keyed) Max() int64 { return k.max }

@@ -117,8 +117,8 @@ var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS
 func (v *Validator) Validate(r *Request) *Problem {
 	u := &url.URL{Path: r.Path, RawQuery: r.RawQuery}
 	hreq := &http.Request{Method: r.Method, URL: u, Header: http.Header{}}
-	route, params, err := v.router.FindRoute(hreq)
-	if err != nil {
+	route, params, ok := v.find(hreq)
+	if !ok {
 		return v.routeProblem(hreq)
 	}
 	// Hand kin-openapi only the headers the operation declares (and the
@@ -170,6 +170,26 @@ func (v *Validator) Validate(r *Request) *Problem {
 	return nil
 }
 
+// find matches req to an operation. A template segment must match a
+// non-empty segment: kin-openapi's router lets "/orders" match
+// "/orders/{id}" with an empty id.
+func (v *Validator) find(req *http.Request) (*routers.Route, map[string]string, bool) {
+	route, params, err := v.router.FindRoute(req)
+	if err != nil {
+		return nil, nil, false
+	}
+	// Nor does it tell "/orders/" from "/orders": the backend may.
+	if strings.HasSuffix(req.URL.Path, "/") != strings.HasSuffix(route.Path, "/") {
+		return nil, nil, false
+	}
+	for _, p := range params {
+		if p == "" {
+			return nil, nil, false
+		}
+	}
+	return route, params, true
+}
+
 // routeProblem tells a path the document lacks (404) from a method its
 // path lacks (405, with the methods it has).
 func (v *Validator) routeProblem(req *http.Request) *Problem {
@@ -179,7 +199,7 @@ func (v *Validator) routeProblem(req *http.Request) *Problem {
 			continue
 		}
 		probe := &http.Request{Method: m, URL: req.URL, Header: req.Header}
-		if _, _, err := v.router.FindRoute(probe); err == nil {
+		if _, _, ok := v.find(probe); ok {
 			allow = append(allow, m)
 		}
 	}

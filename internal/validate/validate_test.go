@@ -112,9 +112,16 @@ func TestValidate(t *testing.T) {
 }
 
 func TestMethodNotAllowedNamesAllowed(t *testing.T) {
-	p := load(t).Validate(req("PATCH", "/orders/3", "", nil, ""))
-	if p == nil || p.Status != 405 || p.Allow != "GET, DELETE" {
-		t.Fatalf("got %+v; want 405 with Allow: GET, DELETE", p)
+	v := load(t)
+	for path, want := range map[string]string{"/orders/3": "GET, DELETE", "/orders": "GET, POST"} {
+		p := v.Validate(req("PATCH", path, "", nil, ""))
+		if p == nil || p.Status != 405 || p.Allow != want {
+			t.Errorf("PATCH %s: got %+v; want 405 with Allow: %s", path, p, want)
+		}
+	}
+	// "/orders/" does not carry an empty {id}.
+	if p := v.Validate(req("DELETE", "/orders/", "", nil, "")); p == nil || p.Status != 404 {
+		t.Errorf("DELETE /orders/: %+v; want 404", p)
 	}
 }
 
