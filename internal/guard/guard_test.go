@@ -188,7 +188,7 @@ func TestAdmitInFlight(t *testing.T) {
 // A bounded concurrent load loop on the real clock holds the rate to
 // within a few percent.
 func TestAdmitUnderLoad(t *testing.T) {
-	f := parse(t, strings.Replace(base, "rate: 10/s, burst: 3", "rate: 500/s, burst: 10", 1))
+	f := parse(t, strings.Replace(base, "rate: 10/s, burst: 3", "rate: 500/s, burst: 100", 1))
 	g, err := Build(f, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -215,10 +215,13 @@ func TestAdmitUnderLoad(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	want := 10 + 500*d.Seconds()
-	t.Logf("%d passed, %d refused with 429 in %v at 500/s burst 10 (want %.0f)", passed.Load(), refused.Load(), d, want)
-	if p := float64(passed.Load()); p < want*0.95 || p > want*1.03 || refused.Load() == 0 {
-		t.Fatalf("passed %d; want %.0f within a few percent", passed.Load(), want)
+	want := 100 + 500*d.Seconds()
+	t.Logf("%d passed, %d refused with 429 in %v at 500/s burst 100 (want %.0f)", passed.Load(), refused.Load(), d, want)
+	// The limit must hold (never more than 2% over). Fewer can pass when a
+	// loaded machine deschedules the loop for longer than the burst lasts,
+	// so the lower bound is looser.
+	if p := float64(passed.Load()); p > want*1.02 || p < want*0.85 || refused.Load() == 0 {
+		t.Fatalf("passed %d; want %.0f (at most 2%% over)", passed.Load(), want)
 	}
 }
 

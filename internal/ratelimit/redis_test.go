@@ -144,8 +144,11 @@ func TestRedisSharedLimit(t *testing.T) {
 	passed := hammer(ls, "spiffe:spiffe://example.com/a", d)
 	want := float64(p.Burst) + 200*d.Seconds()
 	t.Logf("two gateways passed %d in %v at 200/s burst 20 (want %.0f)", passed, d, want)
-	if f := float64(passed); f < want*0.95 || f > want*1.05 {
-		t.Fatalf("combined %d passed; want %.0f within 5%%", passed, want)
+	// The shared limit must hold (at most 3% over: Redis's clock decides).
+	// Fewer can pass if a loaded machine stalls both loops for longer than
+	// the burst lasts (100ms), so the lower bound is looser.
+	if f := float64(passed); f > want*1.03 || f < want*0.85 {
+		t.Fatalf("combined %d passed; want %.0f (at most 3%% over)", passed, want)
 	}
 	for _, r := range stores {
 		if st := r.Status(); !st.Shared || st.LocalChecks != 0 {
