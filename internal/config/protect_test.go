@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +90,25 @@ func TestProtectionErrors(t *testing.T) {
 		if err != nil && strings.Count(err.Error(), "\n") != 0 {
 			t.Errorf("%s: one mistake gave several lines:\n%v", tc.edit, err)
 		}
+	}
+}
+
+// The README's "Limits and validation" example is a valid configuration.
+func TestReadmeLimitsExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "## Limits and validation")
+	j := strings.Index(s[i:], "```yaml\n")
+	if i < 0 || j < 0 {
+		t.Fatal("README lacks the Limits and validation example")
+	}
+	body := s[i+j+len("```yaml\n"):]
+	body = body[:strings.Index(body, "```")]
+	yaml := "server_tls:\n  certificates: [{cert: s.pem, key: k.pem}]\nclient_auth:\n  trusted_cas: [ca.pem]\n" + body
+	if _, err := Parse("README.md", []byte(yaml)); err != nil {
+		t.Fatalf("the README example is refused:\n%v", err)
 	}
 }
