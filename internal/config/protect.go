@@ -80,11 +80,10 @@ type HandshakeLimit struct {
 // backend (the upstream client reads these).
 type BackendPool struct {
 	// MaxConns bounds open connections to the backend; a request finding
-	// none free waits for one, up to timeouts.backend_connect. 0: no bound.
+	// none free is answered 503. 0: the upstream client's default (1024).
 	MaxConns int `yaml:"max_conns"`
-	// MaxIdle bounds idle keep-alive connections kept. 0: the client's default.
-	MaxIdle int `yaml:"max_idle"`
-	// IdleTimeout closes idle connections after it. 0: the client's default.
+	// IdleTimeout closes connections idle this long. 0: the upstream
+	// client's default (10s).
 	IdleTimeout Duration `yaml:"idle_timeout"`
 }
 
@@ -188,10 +187,11 @@ func (c *Config) validateProtection(ps *problems) {
 			ps.add(f+".max_in_flight", "must not be negative (0: no bound for the route)")
 		}
 		if p := r.BackendPool; p != nil {
-			if p.MaxConns < 0 || p.MaxIdle < 0 || p.IdleTimeout < 0 {
-				ps.add(f+".backend_pool", "values must not be negative")
-			} else if p.MaxConns > 0 && p.MaxIdle > p.MaxConns {
-				ps.add(f+".backend_pool.max_idle", "%d is more than max_conns %d", p.MaxIdle, p.MaxConns)
+			if p.MaxConns < 0 {
+				ps.add(f+".backend_pool.max_conns", "must not be negative (0: the default, 1024)")
+			}
+			if p.IdleTimeout < 0 {
+				ps.add(f+".backend_pool.idle_timeout", "must not be negative (0: the default, 10s)")
 			}
 		}
 		if b := r.CircuitBreaker; b != nil {

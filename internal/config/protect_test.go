@@ -29,7 +29,7 @@ func TestProtectionDefaults(t *testing.T) {
 const protected = minimal + `    rate_limit: { per: identity, rate: 100/s, burst: 200, by: fingerprint }
     openapi: { spec: api.yaml }
     max_in_flight: 64
-    backend_pool: { max_conns: 100, max_idle: 32, idle_timeout: 90s }
+    backend_pool: { max_conns: 100, idle_timeout: 90s }
     circuit_breaker: {}
   - name: other
     path: /other/
@@ -76,12 +76,12 @@ func TestProtectionErrors(t *testing.T) {
 		{"spec: api.yaml", `g.yaml:9: routes[0].openapi.spec: required: the OpenAPI 3 document (YAML or JSON) to validate requests against`},
 		{"redis://127.0.0.1:6379/0", `rate_limit_store.redis: parse redis URL: redis: invalid URL scheme: http (use redis://host:6379/0 or rediss:// for TLS)`},
 		{"connections_per_ip: 100000", `limits.connections_per_ip: must be at least 1`},
-		{"max_conns: 100", `routes[0].backend_pool.max_idle: 32 is more than max_conns 10`},
+		{"max_conns: 100", `routes[0].backend_pool.max_conns: must not be negative (0: the default, 1024)`},
 	} {
 		bad := map[string]string{
 			"rate: 100/s": "rate: 100/q", "per: identity": "per: user", "spec: api.yaml": "spec: \"\"",
 			"redis://127.0.0.1:6379/0": "http://127.0.0.1:6379/0", "connections_per_ip: 100000": "connections_per_ip: -1",
-			"max_conns: 100": "max_conns: 10",
+			"max_conns: 100": "max_conns: -10",
 		}[tc.edit]
 		_, err := Parse("g.yaml", []byte(strings.Replace(protected, tc.edit, bad, 1)))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
