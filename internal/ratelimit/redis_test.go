@@ -4,87 +4,31 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testredis"
 )
 
-// redisServer is a real redis-server on loopback, started once for the
-// package by TestMain. The outage test stops and restarts it on the same
+// testRedis is a real redis-server on loopback, started once for the
+// package by TestMain. The outage test kills and restarts it on the same
 // port.
-type redisServer struct {
-	dir  string
-	port int
-	cmd  *exec.Cmd
-}
-
-var testRedis *redisServer
+var testRedis *testredis.Server
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ratelimit-redis")
+	var err error
+	testRedis, err = testredis.Start()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	testRedis = &redisServer{dir: dir, port: freePort()}
-	if err := testRedis.start(); err != nil {
-		fmt.Fprintf(os.Stderr, "ratelimit tests need redis-server (Debian package redis-server): %v\n", err)
-		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "ratelimit:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	testRedis.stop()
-	os.RemoveAll(dir)
+	testRedis.Close()
 	os.Exit(code)
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (s *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(s.port) + "/0" }
-
-func (s *redisServer) start() error {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--daemonize", "no", "--protected-mode", "yes")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	s.cmd = cmd
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port)); err == nil {
-			c.Close()
-			return nil
-		}
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	return fmt.Errorf("redis-server did not listen within 10s: %s", out.String())
-}
-
-func (s *redisServer) stop() {
-	if s.cmd != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		s.cmd = nil
-	}
 }
 
 func newShared(t *testing.T, prefix string, logs *bytes.Buffer) *Redis {
@@ -95,7 +39,10 @@ func newShared(t *testing.T, prefix string, logs *bytes.Buffer) *Redis {
 	} else {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r, err := NewRedis(RedisOptions{URL: testRedis.url(), Prefix: prefix, Retry: 100 * time.Millisecond, Log: log})
+	// A generous timeout: on a loaded test machine a check can take longer
+	// than the 50ms default, and a timeout (rightly) decides locally,
+	// which is not what the sharing tests measure.
+	r, err := NewRedis(RedisOptions{URL: testRedis.URL(), Prefix: prefix, Timeout: 2 * time.Second, Retry: 100 * time.Millisecond, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +95,7 @@ func TestRedisSharedLimit(t *testing.T) {
 	// Fewer can pass if a loaded machine stalls both loops for longer than
 	// the burst lasts (100ms), so the lower bound is looser.
 	if f := float64(passed); f > want*1.03 || f < want*0.85 {
-		t.Fatalf("combined %d passed; want %.0f (at most 3%% over)", passed, want)
+		t.Fatalf("combined %d passed; want %.0f (at most 3%% over); status %+v / %+v", passed, want, stores[0].Status(), stores[1].Status())
 	}
 	for _, r := range stores {
 		if st := r.Status(); !st.Shared || st.LocalChecks != 0 {
@@ -178,12 +125,8 @@ func TestRedisOutageFallsBackAndRejoins(t *testing.T) {
 		t.Fatal("first check refused")
 	}
 
-	testRedis.stop()
-	t.Cleanup(func() {
-		if testRedis.cmd == nil {
-			testRedis.start()
-		}
-	})
+	testRedis.Kill()
+	t.Cleanup(func() { testRedis.Restart() })
 	start := time.Now()
 	passed := hammer([]*Limiter{la}, "k2", time.Second)
 	st := a.Status()
@@ -193,7 +136,7 @@ func TestRedisOutageFallsBackAndRejoins(t *testing.T) {
 	}
 	// Local limit: burst + 1s at 100/s, give or take the retries that
 	// went to a dead Redis.
-	if passed < 100 || passed > 115 {
+	if passed < 80 || passed > 115 {
 		t.Fatalf("%d passed locally in 1s; want about 110", passed)
 	}
 	if el := time.Since(start); el > 1500*time.Millisecond {
@@ -203,7 +146,7 @@ func TestRedisOutageFallsBackAndRejoins(t *testing.T) {
 		t.Fatalf("outage logged %d times; want once:\n%s", n, logs.String())
 	}
 
-	if err := testRedis.start(); err != nil {
+	if err := testRedis.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
