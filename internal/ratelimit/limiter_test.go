@@ -313,3 +313,22 @@ func TestKeysOf(t *testing.T) {
 		t.Error("nil identity has keys")
 	}
 }
+
+// FuzzParseRate: any input either fails or round-trips through String.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"100/s", "6000/m", "1/d", "0/s", "100/q", "", "/", "9999999999/s", " 5/h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRate(s)
+		if err != nil {
+			return
+		}
+		if r.N < 1 || r.Interval() <= 0 {
+			t.Fatalf("ParseRate(%q) = %+v", s, r)
+		}
+		if again, err := ParseRate(r.String()); err != nil || again != r {
+			t.Fatalf("round trip of %q: %q -> %+v, %v", s, r.String(), again, err)
+		}
+	})
+}

@@ -48,3 +48,35 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJSONDepth: on valid JSON the depth scanner agrees with a depth
+// computed from encoding/json's tokens.
+func FuzzJSONDepth(f *testing.F) {
+	for _, s := range []string{`{}`, `[[1,[2]]]`, `{"a":"[[\"{"}`, `"\\"`, `[{"a":[{}]}]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !json.Valid([]byte(s)) {
+			jsonDepth([]byte(s), 64) // must not panic
+			return
+		}
+		dec := json.NewDecoder(strings.NewReader(s))
+		depth, deepest := 0, 0
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			switch tok {
+			case json.Delim('['), json.Delim('{'):
+				depth++
+				deepest = max(deepest, depth)
+			case json.Delim(']'), json.Delim('}'):
+				depth--
+			}
+		}
+		if got := jsonDepth([]byte(s), 1<<30); got != deepest {
+			t.Fatalf("jsonDepth(%q) = %d; encoding/json says %d", s, got, deepest)
+		}
+	})
+}
