@@ -137,7 +137,7 @@ func (c *Config) validateProtection(ps *problems) {
 	if s := c.RateLimitStore; s != nil {
 		if s.Redis == "" {
 			ps.add("rate_limit_store.redis", "required: a redis://host:port/db URL (or remove rate_limit_store to keep limits in memory)")
-		} else if _, err := ratelimit.NewRedis(ratelimit.RedisOptions{URL: s.Redis}); err != nil {
+		} else if err := ratelimit.CheckRedisURL(s.Redis); err != nil {
 			ps.add("rate_limit_store.redis", "%w (use redis://host:6379/0 or rediss:// for TLS)", err)
 		}
 		if s.Timeout < Duration(time.Millisecond) || s.Timeout > Duration(5*time.Second) {

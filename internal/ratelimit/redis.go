@@ -80,16 +80,32 @@ return {1, wait}
 
 var quietRedis sync.Once
 
-// NewRedis returns a shared store for o.URL. It does not connect: the
-// first check does, and falls back locally if Redis is not there.
-func NewRedis(o RedisOptions) (*Redis, error) {
-	opt, err := redis.ParseURL(o.URL)
+// CheckRedisURL reports whether u is a Redis URL NewRedis accepts,
+// without making a client. The error never quotes u (it may hold a
+// password).
+func CheckRedisURL(u string) error {
+	_, err := parseRedisURL(u)
+	return err
+}
+
+func parseRedisURL(u string) (*redis.Options, error) {
+	opt, err := redis.ParseURL(u)
 	if err != nil {
 		// url.Error quotes the URL, which may hold a password.
 		if ue := (*url.Error)(nil); errors.As(err, &ue) {
 			err = ue.Err
 		}
 		return nil, fmt.Errorf("parse redis URL: %w", err)
+	}
+	return opt, nil
+}
+
+// NewRedis returns a shared store for o.URL. It does not connect: the
+// first check does, and falls back locally if Redis is not there.
+func NewRedis(o RedisOptions) (*Redis, error) {
+	opt, err := parseRedisURL(o.URL)
+	if err != nil {
+		return nil, err
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultRedisTimeout

@@ -174,6 +174,9 @@ func TestRedisOutageFallsBackAndRejoins(t *testing.T) {
 func TestRedisBadURL(t *testing.T) {
 	for _, u := range []string{"ftp://x", "redis://user:s3cret@[::1/0", ""} {
 		_, err := NewRedis(RedisOptions{URL: u})
+		if CheckRedisURL(u) == nil {
+			t.Errorf("CheckRedisURL(%q) accepted", u)
+		}
 		if err == nil {
 			t.Errorf("NewRedis(%q) accepted", u)
 		} else if strings.Contains(err.Error(), "s3cret") {
