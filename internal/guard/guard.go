@@ -38,6 +38,7 @@ type Guard struct {
 	Limits validate.Limits
 
 	handshakes       *ratelimit.HandshakeLimiter
+	handshakeConf    [2]config.HandshakeLimit // what handshakes was built from
 	connsPerIP       *concurrency.Keyed
 	connsPerIdentity *concurrency.Keyed
 	inFlightPerID    *concurrency.Keyed
@@ -120,7 +121,16 @@ func Build(f *config.File, o Options) (*Guard, error) {
 		}
 		ho.FailedRate, ho.FailedBurst = r, h.Burst
 	}
-	if hl, err := ratelimit.NewHandshakeLimiter(ho); err != nil {
+	if l.HandshakesPerIP != nil {
+		g.handshakeConf[0] = *l.HandshakesPerIP
+	}
+	if l.FailedHandshakesPerIP != nil {
+		g.handshakeConf[1] = *l.FailedHandshakesPerIP
+	}
+	if prev != nil && prev.handshakes != nil && prev.handshakeConf == g.handshakeConf {
+		// Unchanged: a reload must not hand a flooding IP a fresh budget.
+		g.handshakes = prev.handshakes
+	} else if hl, err := ratelimit.NewHandshakeLimiter(ho); err != nil {
 		fail("limits.handshakes_per_ip", err)
 	} else {
 		g.handshakes = hl

@@ -315,6 +315,9 @@ func TestReloadKeepsState(t *testing.T) {
 	if g2.Route("orders").inFlight.InFlight() != 1 {
 		t.Fatal("a reload lost the in-flight count")
 	}
+	if g2.Handshakes() != g1.Handshakes() || g2.ConnsPerIP() != g1.ConnsPerIP() {
+		t.Fatal("a reload reset the handshake budgets or the connection counts")
+	}
 	held.Done()
 	g1.Retire(g2)
 }
