@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/guard"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 	"github.com/gatehouse/gatehouse/internal/revocation"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
@@ -51,6 +52,9 @@ type snapshot struct {
 	// upstreams are the backend clients by upstreamKey; a reload reuses
 	// the ones whose settings did not change, keeping their pools.
 	upstreams map[string]*upstream.Client
+	// guard holds the limits, validators and circuit breakers; a reload
+	// carries their state over where the configuration kept them.
+	guard *guard.Guard
 }
 
 // provisionEnv is what provisioning needs besides the configuration.
@@ -154,8 +158,20 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 	pol.MinBodyRate = int64(c.Limits.MinBodyRate)
 
 	var prevUp map[string]*upstream.Client
+	var prevGuard *guard.Guard
 	if env.prev != nil {
-		prevUp = env.prev.upstreams
+		prevUp, prevGuard = env.prev.upstreams, env.prev.guard
+	}
+	g, err := guard.Build(f, guard.Options{Prev: prevGuard, Now: env.now, Log: env.log, Check: env.check})
+	if err != nil {
+		var ges config.Errors
+		if errors.As(err, &ges) {
+			errs = append(errs, ges...)
+		} else {
+			fail("", err)
+		}
+	} else {
+		s.guard, pol.Guard = g, g
 	}
 	for i := range c.Routes {
 		rc := &c.Routes[i]
@@ -171,6 +187,9 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 			errs = append(errs, &config.FieldError{File: f.Path, Line: line, Field: field, Err: err})
 			continue
 		}
+		if s.guard != nil {
+			r.Guard = s.guard.Route(rc.Name)
+		}
 		pol.Routes = append(pol.Routes, r)
 	}
 	if s.revocation != nil {
@@ -179,6 +198,9 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 	s.policy = pipeline.NewPolicy(pol)
 	if len(errs) > 0 {
 		s.close()
+		if s.guard != nil {
+			s.guard.Retire(prevGuard) // a new Redis connection, if any
+		}
 		return nil, errs
 	}
 	if !env.check {

@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/engine/h1"
 	"github.com/gatehouse/gatehouse/internal/engine/h2"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // Serve accepts connections on ln until ctx is cancelled, then stops
@@ -61,7 +62,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				return
 			}
 			delay = 0
-			tc := &trackedConn{Conn: c, pc: &pipeline.Conn{Remote: c.RemoteAddr().String()}}
+			// Open connections per client IP: the excess is closed before
+			// any TLS work.
+			ipKey := ratelimit.IPKey(c.RemoteAddr())
+			perIP := s.snap.Load().guard.ConnsPerIP()
+			if ipKey != "" && !perIP.Acquire(ipKey) {
+				s.log.Debug("connection refused: limits.connections_per_ip reached", "remote", c.RemoteAddr().String())
+				c.Close()
+				continue
+			}
+			tc := &trackedConn{Conn: c, pc: &pipeline.Conn{Remote: c.RemoteAddr().String(), LimitIP: ipKey}}
 			if host, _, err := net.SplitHostPort(tc.pc.Remote); err == nil {
 				tc.pc.RemoteIP = host
 			}
@@ -69,6 +79,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if closing {
 				s.mu.Unlock()
 				c.Close()
+				if ipKey != "" {
+					perIP.Release(ipKey)
+				}
 				continue
 			}
 			s.conns[tc] = struct{}{}
@@ -76,6 +89,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.mu.Unlock()
 			go func() {
 				defer wg.Done()
+				if ipKey != "" {
+					defer perIP.Release(ipKey)
+				}
 				s.serveConn(tc, e1, e2)
 				s.mu.Lock()
 				delete(s.conns, tc)
@@ -154,6 +170,11 @@ func (s *Server) serveConn(tc *trackedConn, e1 *h1.Engine, e2 *h2.Engine) {
 	cancel()
 	if err != nil {
 		s.log.Debug("TLS handshake failed", "remote", tc.pc.Remote, "err", err)
+		// Spends the IP's failed-handshake budget: past it, its next
+		// handshakes are refused at the ClientHello.
+		if g := s.snap.Load().guard; g != nil {
+			g.Handshakes().Failed(tc.RemoteAddr())
+		}
 		conn.Close()
 		return
 	}
@@ -162,6 +183,16 @@ func (s *Server) serveConn(tc *trackedConn, e1 *h1.Engine, e2 *h2.Engine) {
 		// VerifyConnection did not run (client auth none): an anonymous
 		// verification under the policy in force.
 		tc.pc.SetVerified(pipeline.NewVerification(s.snap.Load().policy, nil))
+	}
+	// Open connections per identity.
+	if key := tc.pc.Verified().LimitKey(); key != "" {
+		perID := s.snap.Load().guard.ConnsPerIdentity()
+		if !perID.Acquire(key) {
+			s.log.Info("connection closed: limits.connections_per_identity reached", "remote", tc.pc.Remote, "identity", key)
+			conn.Close()
+			return
+		}
+		defer perID.Release(key)
 	}
 	if conn.ConnectionState().NegotiatedProtocol == "h2" {
 		e2.ServeConn(conn, tc.pc)

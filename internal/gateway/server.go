@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
@@ -115,6 +116,9 @@ func (s *Server) Close() {
 	s.stopBg()
 	if snap := s.snap.Load(); snap != nil {
 		snap.close()
+		if snap.guard != nil {
+			snap.guard.Retire(nil)
+		}
 	}
 }
 
@@ -156,6 +160,11 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	tc, ok := hello.Conn.(*trackedConn)
 	if !ok {
 		return nil, errors.New("connection not accepted by the gateway listener")
+	}
+	// Before any key exchange or certificate work: an IP over its
+	// handshake budget (a flood of junk certificates) costs one ClientHello.
+	if snap.guard != nil && !snap.guard.Handshakes().Allow(tc.RemoteAddr()) {
+		return nil, ratelimit.ErrHandshakeRate
 	}
 	pc := tc.pc
 	pc.SNI = normalizeSNI(hello.ServerName)
@@ -239,6 +248,9 @@ func (s *Server) Reload(f *config.File) error {
 	snap.verifier.Now = s.now
 	s.snap.Store(snap)
 	old.close()
+	if old.guard != nil {
+		old.guard.Retire(snap.guard)
+	}
 	// Backend pools the new snapshot does not use: idle connections go
 	// now; busy ones finish their requests and are closed when idle.
 	kept := map[*upstream.Client]bool{}

@@ -19,6 +19,11 @@ import (
 func upstreamFor(f *config.File, rc *config.Route, backend *url.URL, ups, prev map[string]*upstream.Client) (*upstream.Client, error) {
 	t := f.Config.Timeouts
 	key := backend.String() + "\x00" + strconv.FormatInt(int64(t.BackendConnect), 10) + "\x00" + strconv.FormatInt(int64(t.BackendResponse), 10)
+	var pool config.BackendPool
+	if rc.BackendPool != nil {
+		pool = *rc.BackendPool
+		key += "\x00pool:" + strconv.Itoa(pool.MaxConns) + "," + strconv.FormatInt(int64(pool.IdleTimeout), 10)
+	}
 	var tc *tls.Config
 	if u := rc.UpstreamTLS; u != nil || backend.Scheme == "https" {
 		tc = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -55,6 +60,9 @@ func upstreamFor(f *config.File, rc *config.Route, backend *url.URL, ups, prev m
 		TLS:             tc,
 		DialTimeout:     time.Duration(t.BackendConnect),
 		ResponseTimeout: time.Duration(t.BackendResponse),
+		// backend_pool; zero keeps the client's defaults.
+		MaxConns:            pool.MaxConns,
+		MaxIdleConnDuration: time.Duration(pool.IdleTimeout),
 	})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ func (ex *Exchange) Finish(status int, bytesOut int64, failure string) {
 		return
 	}
 	ex.finished = true
+	ex.ticket.Done() // the request no longer holds in-flight slots
 	r := &ex.rec
 	r.Time = ex.start
 	r.Event = "request"

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 )
 
@@ -18,6 +19,9 @@ type Conn struct {
 	Remote string
 	// RemoteIP is Remote without the port (X-Forwarded-For).
 	RemoteIP string
+	// LimitIP is ratelimit.IPKey of the client's address: what per-IP
+	// limits count (IPv6 per /64).
+	LimitIP string
 	// Peer is the chain the client presented (nil for none), verified
 	// again under a newer Policy after a reload.
 	Peer []*x509.Certificate
@@ -52,6 +56,8 @@ type Verification struct {
 
 	subject, serial, issuer, spiffe, fingerprint string
 	sans                                         []string
+	// keys are the identity's rate limit keys, rendered once.
+	keys ratelimit.IdentityKeys
 }
 
 // NewRefusedVerification records that the client's certificate was refused
@@ -59,6 +65,11 @@ type Verification struct {
 func NewRefusedVerification(p *Policy, err error) *Verification {
 	return &Verification{Policy: p, Refused: err, Code: string(tlsconf.ReasonCode(err))}
 }
+
+// LimitKey is the identity's key for per-identity bounds (in-flight
+// requests, open connections): its SPIFFE ID, else issuer and serial; ""
+// without a certificate.
+func (v *Verification) LimitKey() string { return v.keys.Key("") }
 
 // NewVerification renders id's headers and audit strings under p.
 func NewVerification(p *Policy, id *identity.Identity) *Verification {
@@ -81,6 +92,7 @@ func NewVerification(p *Policy, id *identity.Identity) *Verification {
 	v.serial = id.Serial()
 	v.fingerprint = id.Fingerprint()
 	v.sans = SANList(id)
+	v.keys = ratelimit.KeysOf(id)
 	for _, u := range id.URIs() {
 		if u != nil && u.Scheme == "spiffe" {
 			v.spiffe = u.String()

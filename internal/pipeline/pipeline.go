@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/guard"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/sanitize"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -102,6 +103,10 @@ type Exchange struct {
 	rec      telemetry.AuditRecord
 	body     *limitedBody
 	finished bool
+	// headers counts the request's header fields (limits.max_headers).
+	headers int
+	// ticket holds the request's in-flight slots until Finish.
+	ticket guard.Ticket
 }
 
 // Begin starts an exchange for r on c.
@@ -275,6 +280,9 @@ func (ex *Exchange) decide(ctx context.Context, r Request) *Refusal {
 	if rf := ex.headerPass(r); rf != nil {
 		return rf
 	}
+	if rf := ex.limits(r); rf != nil {
+		return rf
+	}
 	for _, s := range ex.p.Stages {
 		if rf := s.Check(ctx, ex, r); rf != nil {
 			return rf
@@ -430,6 +438,7 @@ func (ex *Exchange) VisitHeader(name, value string) bool {
 		ex.sink.AddHeader(name, value)
 		return true
 	}
+	ex.headers++ // limits.max_headers
 	switch {
 	case equalFold(name, "connection"):
 		for value != "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/guard"
 	"github.com/gatehouse/gatehouse/internal/sanitize"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 	"github.com/gatehouse/gatehouse/internal/upstream"
@@ -49,6 +50,9 @@ type Policy struct {
 	// Stripper removes identity, origin and forwarding headers in every
 	// spelling, plus configured extras. If nil, the built-in lists apply.
 	Stripper *sanitize.HeaderStripper
+	// Guard holds the limits (URL, header and query bounds; rate limits,
+	// in-flight bounds) of this configuration. If nil, none apply.
+	Guard *guard.Guard
 }
 
 // Route is a provisioned route.
@@ -71,6 +75,9 @@ type Route struct {
 	// Upgrades are the Upgrade protocols passed to the backend, lower
 	// case. h2c is never passed, whatever this says.
 	Upgrades map[string]bool
+	// Guard is the route's rate limit, in-flight bounds, OpenAPI validator
+	// and circuit breaker. If nil, the route has none.
+	Guard *guard.Route
 }
 
 // NewPolicy sorts p.Routes into match order (longest path first, then the

@@ -372,27 +372,59 @@ func (e *Engine) forward(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, rv *re
 				idle = e.opts.BodyIdleTimeout
 			}
 			body := ex.Body(&bodyReader{r: s, c: ctx.Conn(), idle: idle})
-			// Up to bufferedBody is read before anything goes to the
-			// backend, so a small body that breaks its framing or its
-			// limit never reaches it even in part, and a small chunked
-			// body is sent with a Content-Length. Larger ones stream.
-			buf = bodyBufs.Get().(*[]byte)
-			n, rerr := io.ReadFull(body, *buf)
-			switch {
-			case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-				if cl > 0 && int64(n) != cl {
+			if ex.NeedsBody() {
+				// Validated against the OpenAPI document before anything
+				// reaches the backend: read whole, bounded by max_body.
+				whole, rerr := io.ReadAll(body)
+				switch {
+				case rerr != nil:
+					err = rerr
+				case cl > 0 && int64(len(whole)) != cl:
 					err = &pipeline.ClientBodyError{Err: io.ErrUnexpectedEOF}
+				default:
+					if rf := ex.CheckBody(rv, whole); rf != nil {
+						fasthttp.ReleaseRequest(breq)
+						fasthttp.ReleaseResponse(bresp)
+						e.writeRefusal(ctx, ex, rf)
+						ex.Release()
+						return
+					}
+					breq.SetBodyRaw(whole)
 				}
-				breq.SetBodyRaw((*buf)[:n])
-			case rerr != nil:
-				err = rerr
-			default:
-				breq.SetBodyStream(io.MultiReader(bytes.NewReader((*buf)[:n]), body), int(cl))
+			} else {
+				// Up to bufferedBody is read before anything goes to the
+				// backend, so a small body that breaks its framing or its
+				// limit never reaches it even in part, and a small chunked
+				// body is sent with a Content-Length. Larger ones stream.
+				buf = bodyBufs.Get().(*[]byte)
+				n, rerr := io.ReadFull(body, *buf)
+				switch {
+				case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+					if cl > 0 && int64(n) != cl {
+						err = &pipeline.ClientBodyError{Err: io.ErrUnexpectedEOF}
+					}
+					breq.SetBodyRaw((*buf)[:n])
+				case rerr != nil:
+					err = rerr
+				default:
+					breq.SetBodyStream(io.MultiReader(bytes.NewReader((*buf)[:n]), body), int(cl))
+				}
 			}
 		}
 	}
 	if err == nil {
+		if rf := ex.BackendAllowed(); rf != nil {
+			fasthttp.ReleaseRequest(breq)
+			fasthttp.ReleaseResponse(bresp)
+			if buf != nil {
+				bodyBufs.Put(buf)
+			}
+			e.writeRefusal(ctx, ex, rf)
+			ex.Release()
+			return
+		}
 		err = rt.Upstream.Do(breq, bresp)
+		ex.BackendDone(err, bresp.StatusCode())
 	}
 	fasthttp.ReleaseRequest(breq)
 	if buf != nil {

@@ -209,9 +209,33 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Ex
 		if idle <= 0 {
 			idle = e.opts.BodyIdleTimeout
 		}
-		breq.SetBodyStream(ex.Body(&bodyReader{r: r.Body, rc: http.NewResponseController(w), idle: idle}), int(cl))
+		body := ex.Body(&bodyReader{r: r.Body, rc: http.NewResponseController(w), idle: idle})
+		if ex.NeedsBody() {
+			// Validated against the OpenAPI document before anything
+			// reaches the backend: read whole, bounded by max_body.
+			whole, err := io.ReadAll(body)
+			if err != nil {
+				fasthttp.ReleaseRequest(breq)
+				writeRefusal(w, ex, ex.UpstreamError(err))
+				return
+			}
+			if rf := ex.CheckBody(rv, whole); rf != nil {
+				fasthttp.ReleaseRequest(breq)
+				writeRefusal(w, ex, rf)
+				return
+			}
+			breq.SetBodyRaw(whole)
+		} else {
+			breq.SetBodyStream(body, int(cl))
+		}
+	}
+	if rf := ex.BackendAllowed(); rf != nil {
+		fasthttp.ReleaseRequest(breq)
+		writeRefusal(w, ex, rf)
+		return
 	}
 	err := rt.Upstream.Do(breq, bresp)
+	ex.BackendDone(err, bresp.StatusCode())
 	fasthttp.ReleaseRequest(breq)
 	if err != nil {
 		writeRefusal(w, ex, ex.UpstreamError(err))
