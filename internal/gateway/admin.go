@@ -18,7 +18,7 @@ func (s *Server) AdminHandler() http.Handler {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
-		w.Write([]byte("ready\n"))
+		w.Write([]byte("ready\n" + s.limitsReadyDetail()))
 	})
 	return mux
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -372,5 +373,37 @@ func TestCheckReportsBrokenSpec(t *testing.T) {
 	want := path + ":13: routes[0].openapi.spec: orders-api.yaml: invalid OpenAPI document: "
 	if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("got %v; want one line starting %q", err, want)
+	}
+}
+
+// With Redis unreachable the gateway keeps limiting locally and /readyz
+// says so (it stays ready).
+func TestReadyzShowsRateLimitStore(t *testing.T) {
+	p := newPKI(t)
+	be := newBackend(t)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := dead.Addr().String()
+	dead.Close()
+	g := startGateway(t, p.dir, baseConfig(p, be.URL, "    rate_limit: { per: identity, rate: 2/m, burst: 2 }\nrate_limit_store: { redis: \"redis://"+addr+"/0\" }\n"))
+	c := g.client(p.clientTLS(p.client, "localhost"), false)
+	defer c.CloseIdleConnections()
+	var codes []int
+	for range 3 {
+		resp, _ := do(t, c, "GET", "/", nil, "")
+		codes = append(codes, resp.StatusCode)
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
+		t.Fatalf("with Redis down: %v; want the local limit (200, 200, 429)", codes)
+	}
+	rec := httptest.NewRecorder()
+	g.srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if body := rec.Body.String(); rec.Code != 200 || !strings.Contains(body, "rate_limit_store: local fallback since ") || !strings.Contains(body, "connection refused") {
+		t.Fatalf("/readyz: %d %q", rec.Code, body)
+	}
+	if st := g.srv.LimitsStatus(); st.Store == nil || st.Store.Shared || st.Store.Outages != 1 || st.Store.LocalChecks < 3 {
+		t.Fatalf("status: %+v", st.Store)
 	}
 }
