@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/testpki"
+	"github.com/gatehouse/gatehouse/internal/testredis"
 )
 
 // do sends one request through c and returns the response (body read).
@@ -405,5 +406,98 @@ func TestReadyzShowsRateLimitStore(t *testing.T) {
 	}
 	if st := g.srv.LimitsStatus(); st.Store == nil || st.Store.Shared || st.Store.Outages != 1 || st.Store.LocalChecks < 3 {
 		t.Fatalf("status: %+v", st.Store)
+	}
+}
+
+// Two gateways sharing a real redis-server enforce one combined limit;
+// with Redis killed mid-test requests keep flowing under each gateway's
+// local limit; with Redis back they share again.
+func TestSharedLimitTwoGateways(t *testing.T) {
+	rs, err := testredis.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	p := newPKI(t)
+	be := newBackend(t)
+	// A generous timeout: this measures sharing, not a loaded machine's
+	// latency (a slower check would rightly be decided locally).
+	cfg := baseConfig(p, be.URL, "    rate_limit: { per: identity, rate: 100/s, burst: 10 }\n"+
+		"rate_limit_store: { redis: \""+rs.URL()+"\", timeout: 2s, retry: 100ms }\n")
+	dir2 := t.TempDir()
+	for _, f := range []string{"ca.pem", "server.pem", "server-key.pem"} {
+		b, err := os.ReadFile(filepath.Join(p.dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		testpki.WriteFile(t, filepath.Join(dir2, f), b)
+	}
+	gws := []*gw{startGateway(t, p.dir, cfg), startGateway(t, dir2, cfg)}
+	load := func(d time.Duration) (ok, limited int64) {
+		var okN, limN atomic.Int64
+		var wg sync.WaitGroup
+		end := time.Now().Add(d)
+		for _, g := range gws {
+			c := g.client(p.clientTLS(p.client, "localhost"), false)
+			defer c.CloseIdleConnections()
+			for range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for time.Now().Before(end) {
+						req, _ := http.NewRequest("GET", "https://localhost/", nil)
+						resp, err := c.Do(req)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						switch resp.StatusCode {
+						case 200:
+							okN.Add(1)
+						case 429:
+							limN.Add(1)
+						}
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		return okN.Load(), limN.Load()
+	}
+	ok, limited := load(time.Second)
+	t.Logf("shared: %d passed, %d limited in 1s across two gateways at 100/s burst 10 (want 110)", ok, limited)
+	if ok > 114 || ok < 90 || limited == 0 {
+		t.Fatalf("two gateways passed %d; want one combined limit, 110", ok)
+	}
+
+	rs.Kill()
+	ok, _ = load(time.Second)
+	st0, st1 := gws[0].srv.LimitsStatus().Store, gws[1].srv.LimitsStatus().Store
+	t.Logf("Redis down: %d passed in 1s (local limits); status %+v", ok, st0)
+	if st0.Shared || st1.Shared || ok < 100 {
+		t.Fatalf("Redis down: %d passed, shared %v/%v; want requests flowing under local limits", ok, st0.Shared, st1.Shared)
+	}
+	// Each gateway alone: at most its own burst + rate.
+	if ok > 2*110+10 {
+		t.Fatalf("Redis down: %d passed; want at most each gateway's own limit", ok)
+	}
+
+	if err := rs.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !gws[0].srv.LimitsStatus().Store.Shared || !gws[1].srv.LimitsStatus().Store.Shared {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateways did not share again within 5s of Redis returning")
+		}
+		load(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // let the buckets refill
+	ok, _ = load(time.Second)
+	t.Logf("shared again: %d passed in 1s", ok)
+	if ok > 114 || ok < 90 {
+		t.Fatalf("after Redis returned: %d passed; want one combined limit, 110", ok)
 	}
 }
