@@ -82,4 +82,3 @@ func BenchmarkDecideRateLimited(b *testing.B) {
 		ex.Release()
 	}
 }
-
