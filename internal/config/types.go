@@ -259,9 +259,10 @@ type Limits struct {
 	// HandshakesPerIP bounds every TLS handshake per client IP. If nil,
 	// no bound (failed handshakes are still bounded).
 	HandshakesPerIP *HandshakeLimit `yaml:"handshakes_per_ip"`
-	// FailedHandshakesPerIP bounds failed TLS handshakes per client IP:
-	// over it, the IP's next handshakes are refused at the ClientHello
-	// until the budget refills. Default 10/s, burst 50.
+	// FailedHandshakesPerIP bounds TLS handshakes per client IP that fail
+	// after the server's key exchange (refused certificates): over it,
+	// the IP's next handshakes are refused at the ClientHello until the
+	// budget refills. Default 10/s, burst 50.
 	FailedHandshakesPerIP *HandshakeLimit `yaml:"failed_handshakes_per_ip"`
 }
 

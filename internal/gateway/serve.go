@@ -170,9 +170,15 @@ func (s *Server) serveConn(tc *trackedConn, e1 *h1.Engine, e2 *h2.Engine) {
 	cancel()
 	if err != nil {
 		s.log.Debug("TLS handshake failed", "remote", tc.pc.Remote, "err", err)
-		// Spends the IP's failed-handshake budget: past it, its next
-		// handshakes are refused at the ClientHello.
-		if g := s.snap.Load().guard; g != nil {
+		// A handshake that failed after the server's key exchange (a
+		// certificate refused, a client gone mid-handshake) cost the
+		// full price and spends the IP's failed-handshake budget: past
+		// it, its next handshakes are refused at the ClientHello. One
+		// that failed before (no ClientHello, no common version or
+		// suite, refused for the budget itself) cost almost nothing and
+		// is not counted, so scanners' protocol probes and TCP health
+		// checks do not use up the budget.
+		if g := s.snap.Load().guard; g != nil && conn.ConnectionState().CipherSuite != 0 {
 			g.Handshakes().Failed(tc.RemoteAddr())
 		}
 		conn.Close()

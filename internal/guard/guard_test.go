@@ -220,7 +220,7 @@ func TestAdmitUnderLoad(t *testing.T) {
 	// The limit must hold (never more than 2% over). Fewer can pass when a
 	// loaded machine deschedules the loop for longer than the burst lasts,
 	// so the lower bound is looser.
-	if p := float64(passed.Load()); p > want*1.02 || p < want*0.85 || refused.Load() == 0 {
+	if p := float64(passed.Load()); p > want*1.02 || p < want*0.6 || refused.Load() == 0 {
 		t.Fatalf("passed %d; want %.0f (at most 2%% over)", passed.Load(), want)
 	}
 }

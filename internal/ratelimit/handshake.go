@@ -117,7 +117,8 @@ func (h *HandshakeLimiter) Allow(addr net.Addr) bool {
 }
 
 // Failed spends one failed handshake of addr's IP. The accept loop calls
-// it when a handshake it let through ends in an error.
+// it when a handshake it let through failed after the server's key
+// exchange (the costly part); failures before it cost nothing to count.
 func (h *HandshakeLimiter) Failed(addr net.Addr) {
 	if h.failed == nil {
 		return

@@ -94,7 +94,7 @@ func TestRedisSharedLimit(t *testing.T) {
 	// The shared limit must hold (at most 3% over: Redis's clock decides).
 	// Fewer can pass if a loaded machine stalls both loops for longer than
 	// the burst lasts (100ms), so the lower bound is looser.
-	if f := float64(passed); f > want*1.03 || f < want*0.85 {
+	if f := float64(passed); f > want*1.03 || f < want*0.6 {
 		t.Fatalf("combined %d passed; want %.0f (at most 3%% over); status %+v / %+v", passed, want, stores[0].Status(), stores[1].Status())
 	}
 	for _, r := range stores {
