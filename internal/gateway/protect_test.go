@@ -53,10 +53,12 @@ func TestRateLimitThroughGateway(t *testing.T) {
 		c := g.client(p.clientTLS(p.client, "localhost"), e.h2)
 		defer c.CloseIdleConnections()
 		var ok, limited atomic.Int64
+		var firstAnswer atomic.Int64 // unix ns of the first answer: when the bucket began to drain
 		var sample atomic.Pointer[http.Header]
 		var wg sync.WaitGroup
 		const d = time.Second
-		end := time.Now().Add(d)
+		start := time.Now()
+		end := start.Add(d)
 		for range 4 {
 			wg.Add(1)
 			go func() {
@@ -68,6 +70,7 @@ func TestRateLimitThroughGateway(t *testing.T) {
 						t.Error(err)
 						return
 					}
+					firstAnswer.CompareAndSwap(0, time.Now().UnixNano())
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					switch resp.StatusCode {
@@ -85,10 +88,14 @@ func TestRateLimitThroughGateway(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		want := 20 + 100*d.Seconds()
-		t.Logf("%s: %d passed, %d got 429 in %v at 100/s burst 20 (want %.0f)", e.name, ok.Load(), limited.Load(), d, want)
-		if f := float64(ok.Load()); f > want*1.03 || f < want*0.6 || limited.Load() == 0 {
-			t.Fatalf("%d passed; want %.0f (at most 3%% over)", ok.Load(), want)
+		// The upper bound is the limit's promise, over the whole run; the
+		// lower bound counts only from the first answer, since the
+		// handshakes before it take a while on a loaded machine.
+		max := (20 + 100*time.Since(start).Seconds()) * 1.03
+		min := 0.6 * (20 + 100*time.Since(time.Unix(0, firstAnswer.Load())).Seconds())
+		t.Logf("%s: %d passed, %d got 429 at 100/s burst 20 (allowed %.0f to %.0f)", e.name, ok.Load(), limited.Load(), min, max)
+		if f := float64(ok.Load()); f > max || f < min || limited.Load() == 0 {
+			t.Fatalf("%d passed; want %.0f to %.0f", ok.Load(), min, max)
 		}
 		if n := len(be.requests()); int64(n) != ok.Load() {
 			t.Fatalf("backend saw %d requests; %d were allowed", n, ok.Load())
