@@ -58,7 +58,9 @@ type CRL struct {
 	Number     *big.Int  `json:"number,omitempty"`
 	ThisUpdate time.Time `json:"this_update"`
 	NextUpdate time.Time `json:"next_update"`
-	Revoked    int       `json:"revoked"`
+	// Revoked is the number of serials listed; -1 while unknown (the
+	// entries are indexed once the signature verified).
+	Revoked int `json:"revoked"`
 	// LastSuccess is when the source was last read successfully (zero:
 	// never); LastError and LastErrorAt describe the last failed read.
 	LastSuccess time.Time `json:"last_success"`
@@ -150,7 +152,9 @@ func (c *inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.crlThis, prometheus.GaugeValue, unix(r.ThisUpdate), r.Source, r.IssuerCN)
 		ch <- prometheus.MustNewConstMetric(c.crlNext, prometheus.GaugeValue, unix(r.NextUpdate), r.Source, r.IssuerCN)
 		ch <- prometheus.MustNewConstMetric(c.crlNumber, prometheus.GaugeValue, number, r.Source, r.IssuerCN)
-		ch <- prometheus.MustNewConstMetric(c.crlRevoked, prometheus.GaugeValue, float64(r.Revoked), r.Source, r.IssuerCN)
+		if r.Revoked >= 0 {
+			ch <- prometheus.MustNewConstMetric(c.crlRevoked, prometheus.GaugeValue, float64(r.Revoked), r.Source, r.IssuerCN)
+		}
 	}
 	seen = map[string]bool{}
 	for _, s := range inv.Staples {
