@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
@@ -43,6 +45,8 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
+
+	obs *observer // metrics, certificate inventory, reload record
 }
 
 // Options are the optional parts of a Server.
@@ -58,6 +62,9 @@ type Options struct {
 	// limits, validation, metrics).
 	Stages    []pipeline.Stage
 	Observers []pipeline.Observer
+	// Registry receives the gateway's metrics. If nil, the gateway makes
+	// its own, with the Go and process collectors.
+	Registry *prometheus.Registry
 }
 
 // New provisions a gateway from a loaded configuration. It fails, naming
@@ -81,6 +88,8 @@ func New(f *config.File, opts Options) (*Server, error) {
 	}
 	snap.verifier.Now = s.now
 	s.snap.Store(snap)
+	s.obs = newObserver(opts.Registry, s.log, s.now)
+	s.obs.started(s, snap)
 	s.warnExpiring(snap)
 	s.listenerTLS = &tls.Config{
 		GetConfigForClient: s.configForClient,
@@ -199,9 +208,11 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 		}
 		if err != nil {
 			tc.refused.Store(true)
+			s.obs.handshakeFailed(err)
 			s.auditHandshake(tc, cs, err)
 			return err
 		}
+		s.obs.handshake(cs)
 		pc.Peer = cs.PeerCertificates
 		pc.SetVerified(pipeline.NewVerification(snap.policy, id))
 		return nil
@@ -243,10 +254,12 @@ func (s *Server) Reload(f *config.File) error {
 	old := s.snap.Load()
 	snap, err := provision(f, provisionEnv{ctx: s.bg, now: s.now, log: s.log, prev: old})
 	if err != nil {
+		s.obs.refused(err)
 		return err
 	}
 	snap.verifier.Now = s.now
 	s.snap.Store(snap)
+	s.obs.swapped(old, snap)
 	old.close()
 	if old.guard != nil {
 		old.guard.Retire(snap.guard)
