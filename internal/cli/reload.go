@@ -61,6 +61,8 @@ func (r *reloader) reload(reason string) {
 	f, err := config.Load(r.path)
 	if err == nil {
 		err = r.gw.Reload(f)
+	} else {
+		r.gw.ReloadRefused(err) // Reload records its own refusals
 	}
 	if err != nil {
 		// What was tried becomes the baseline: only a new change (or a
