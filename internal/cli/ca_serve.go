@@ -29,6 +29,7 @@ func newCAServeCmd(env *Env) *cobra.Command {
 		ef           enrollFlags
 		listen, poll string
 		signerLife   string
+		obs          caObserveFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --dir DIR --listen ADDR [--tls-listen ADDR]",
@@ -97,6 +98,9 @@ renewing serial) and from where, and written as a JSON audit line on stdout.`,
 			if err != nil {
 				return err
 			}
+			if err := obs.start(env, ca, log); err != nil {
+				return err
+			}
 			ctx, cancel := context.WithCancel(env.ctx())
 			defer cancel()
 			waitEnroll, err := startEnrollment(ctx, env, ca, &ef, log)
@@ -126,6 +130,7 @@ renewing serial) and from where, and written as a JSON audit line on stdout.`,
 	ef.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8089", "address to listen on")
 	cmd.Flags().StringVar(&signerLife, "ocsp-signer-validity", units.FormatDuration(pki.DefaultOCSPSignerValidity), "life of the delegated OCSP signing certificate (renewed at half-life)")
+	obs.register(cmd)
 	cmd.Flags().StringVar(&poll, "poll", units.FormatDuration(time.Second), "how often to look for revocations made by other processes")
 	return cmd
 }
