@@ -62,7 +62,7 @@ var Catalog = []Spec{
 	{nameBackendErrors, "counter", "Backend failures (kind error or timeout), by route.", []string{"route", "kind"}, "gateway"},
 	{nameDenials, "counter", "Requests refused by a route's client certificate requirement or allow rules, by route and reason.", []string{"route", "reason"}, "gateway"},
 	{nameMisdirected, "counter", "421 Misdirected Request answers: the Host names another virtual host than the TLS SNI.", []string{"reason"}, "gateway"},
-	{nameRefused, "counter", "Requests refused with a 4xx before authorization, by gate (path, framing, size, header_size, method, route).", []string{"gate"}, "gateway"},
+	{nameRefused, "counter", "Requests refused with a 4xx before authorization, by gate (path, framing, size, header_size, method, route, upgrade).", []string{"gate"}, "gateway"},
 	{nameHandshakes, "counter", "Completed TLS handshakes, by version, cipher suite, key exchange group and resumption.", []string{"version", "cipher", "group", "resumed"}, "gateway"},
 	{nameHandshakeFailures, "counter", "TLS handshakes refused by client certificate checks, by reason.", []string{"reason"}, "gateway"},
 	{nameReloads, "counter", "Configuration reloads, by result (success or failure).", []string{"result"}, "gateway"},
