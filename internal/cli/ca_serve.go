@@ -64,7 +64,13 @@ HTTPS, with a certificate the CA issues itself for --tls-name:
   /.well-known/est/cacerts, simpleenroll, simplereenroll, csrattrs
 
 Each issuance is recorded in the inventory with who asked (token id or
-renewing serial) and from where, and written as a JSON audit line on stdout.`,
+renewing serial) and from where, and written as a JSON audit line on stdout.
+
+
+With --metrics-listen, the inventory is exported to Prometheus on a separate
+loopback listener (counts by profile and status, the soonest expiry, a gauge
+for each certificate expiring within --warn-within). With --webhook, a JSON
+notice is posted when a certificate enters a --webhook-thresholds window.`,
 		Example: `  gatehouse ca serve --dir pki --listen 127.0.0.1:8089
   # ask about a certificate; -issuer is the CA that signed it:
   # a CA made with --intermediate (the intermediate signs, the root is trusted)
