@@ -53,3 +53,22 @@ func TestStatus(t *testing.T) {
 		t.Error("ready with a CRL past its nextUpdate")
 	}
 }
+
+func TestStaplerStatus(t *testing.T) {
+	s := newStapleSetup(t)
+	st := s.stapler(nil)
+	got := st.Status()
+	if len(got) != 1 {
+		t.Fatalf("status: %+v", got)
+	}
+	g := got[0]
+	if g.SubjectCN != "api.test" || g.Serial != s.server.Cert.SerialNumber.Text(16) || g.Responder != s.resp.URL ||
+		!g.Present || !g.NextUpdate.After(s.clock.Now()) || g.ThisUpdate.After(s.clock.Now()) {
+		t.Errorf("status with a staple: %+v", g)
+	}
+	// Past its nextUpdate the staple is no longer served, and Status says so.
+	s.clock.Add(2 * time.Hour)
+	if g := st.Status()[0]; g.Present {
+		t.Errorf("status with an expired staple: %+v", g)
+	}
+}
