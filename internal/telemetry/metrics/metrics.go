@@ -35,8 +35,9 @@ type Metrics struct {
 	reloadOK      prometheus.Gauge
 	reloadTime    prometheus.Gauge
 
-	mu     sync.Mutex
-	routes map[string]*Route
+	mu      sync.Mutex
+	routes  map[string]*Route
+	noRoute *Route // requests refused before a route matched
 	// hs caches the handshake counter of each (version, cipher, group,
 	// resumed) seen, so a handshake costs a map read, not a label lookup.
 	hs sync.Map // uint64 -> prometheus.Counter
@@ -95,6 +96,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.reloads[0] = rl.WithLabelValues("failure")
 	m.reloads[1] = rl.WithLabelValues("success")
 	m.reloadOK.Set(1)
+	m.noRoute = m.Route(NoRoute)
 	reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inFlight, m.backendErrors,
 		m.denials, mis, ref, m.handshakes, hsf, rl, m.reloadOK, m.reloadTime, m.inv)
 	return m

@@ -86,8 +86,8 @@ func TestRequestCounting(t *testing.T) {
 	if m.Route("orders") != r {
 		t.Error("Route returned a new *Route for a known name")
 	}
-	if n := testutil.CollectAndCount(m.duration); n != 1 {
-		t.Errorf("duration series = %d, want 1", n)
+	if n := testutil.CollectAndCount(m.duration); n != 2 {
+		t.Errorf("duration series = %d, want 2 (orders and %s)", n, NoRoute)
 	}
 }
 
@@ -348,5 +348,63 @@ func TestSummarize(t *testing.T) {
 	inv.Set(s)
 	if n := series(t, reg, nameCAExpiring); n != DefaultExpiringLimit {
 		t.Errorf("per-certificate series = %d, want the bound %d", n, DefaultExpiringLimit)
+	}
+}
+
+func TestObserve(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := New(reg)
+	r := m.Route("orders")
+	m.Observe(r, 200, OK, time.Millisecond, 1, 2)
+	m.Observe(r, 403, DeniedNoRule, time.Millisecond, 0, 0)
+	m.Observe(r, 504, FailedTimeout, time.Second, 0, 0)
+	m.Observe(nil, 421, MisdirectedSNIHostOutcome, time.Millisecond, 0, 0)
+	m.Observe(nil, 400, RefusedPath, time.Millisecond, 0, 0)
+	m.Observe(r, 413, RefusedSize, time.Millisecond, 0, 0)
+	for _, c := range []struct {
+		c    prometheus.Collector
+		want float64
+	}{
+		{m.requests.WithLabelValues("orders", "200", "allowed"), 1},
+		{m.requests.WithLabelValues("orders", "403", "denied"), 1},
+		{m.requests.WithLabelValues("orders", "504", "backend_error"), 1},
+		{m.requests.WithLabelValues("orders", "413", "refused"), 1},
+		{m.requests.WithLabelValues(NoRoute, "421", "refused"), 1},
+		{m.requests.WithLabelValues(NoRoute, "400", "refused"), 1},
+		{m.denials.WithLabelValues("orders", "no_rule_matched"), 1},
+		{m.backendErrors.WithLabelValues("orders", "timeout"), 1},
+		{m.misdirected[MisdirectedSNIHost], 1},
+		{m.refused[GatePath], 1},
+		{m.refused[GateSize], 1},
+	} {
+		if got := testutil.ToFloat64(c.c); got != c.want {
+			t.Errorf("%v = %v, want %v", c.c, got, c.want)
+		}
+	}
+	// Every outcome maps to a decision and at most one secondary counter.
+	for o := range numOutcomes {
+		info := outcomes[o]
+		n := 0
+		for _, v := range []int8{info.gate, info.mis, info.deny, info.backend} {
+			if v >= 0 {
+				n++
+			}
+		}
+		if n > 1 || (o != OK && o != InternalError && o != ClientCanceled && n == 0) {
+			t.Errorf("outcome %d: %+v", o, info)
+		}
+	}
+}
+
+// BenchmarkObserve is the pipeline's per-request cost: Begin, Observe,
+// End. The budget is 1 µs.
+func BenchmarkObserve(b *testing.B) {
+	m := New(prometheus.NewRegistry())
+	r := m.Route("orders")
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Begin()
+		m.Observe(r, 200, OK, 1500*time.Microsecond, 512, 2048)
+		m.End()
 	}
 }
