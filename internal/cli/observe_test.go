@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/telemetry/notify"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
@@ -160,5 +162,17 @@ routes:
 	})
 	if n := len(received()); n != 2 {
 		t.Errorf("webhook received %d times across a restart, want 2 (once per certificate)", n)
+	}
+}
+
+func TestRestartOnlyExpiryAlerts(t *testing.T) {
+	var a, b config.Config
+	a.ExpiryAlerts.Webhook, b.ExpiryAlerts.Webhook = "http://127.0.0.1:1/", "http://127.0.0.1:1/"
+	if got := restartOnly(&a, &b); len(got) != 0 {
+		t.Errorf("unchanged: %v", got)
+	}
+	b.ExpiryAlerts.Thresholds = []config.Duration{config.Duration(time.Hour)}
+	if got := restartOnly(&a, &b); !slices.Contains(got, "expiry_alerts") {
+		t.Errorf("changed thresholds: %v", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -100,6 +101,8 @@ func restartOnly(old, new *config.Config) []string {
 		{"timeouts.idle", old.Timeouts.Idle == new.Timeouts.Idle},
 		{"limits.max_header_bytes", old.Limits.MaxHeaderBytes == new.Limits.MaxHeaderBytes},
 		{"log", old.Log == new.Log},
+		{"expiry_alerts", old.ExpiryAlerts.Webhook == new.ExpiryAlerts.Webhook && old.ExpiryAlerts.StateFile == new.ExpiryAlerts.StateFile &&
+			slices.Equal(old.ExpiryAlerts.Thresholds, new.ExpiryAlerts.Thresholds)},
 	} {
 		if !c.same {
 			changed = append(changed, c.field)
