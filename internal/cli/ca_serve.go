@@ -55,7 +55,6 @@ replicas on copies of DIR: each serves the same CRL and OCSP answers; a
 change made anywhere reaches all of them at once (PostgreSQL NOTIFY), and
 within --poll at worst.
 
-
 With --tls-listen, the enrollment API and EST (RFC 7030) are served over
 HTTPS, with a certificate the CA issues itself for --tls-name:
 
@@ -65,7 +64,6 @@ HTTPS, with a certificate the CA issues itself for --tls-name:
 
 Each issuance is recorded in the inventory with who asked (token id or
 renewing serial) and from where, and written as a JSON audit line on stdout.
-
 
 With --metrics-listen, the inventory is exported to Prometheus on a separate
 loopback listener (counts by profile and status, the soonest expiry, a gauge
