@@ -61,7 +61,8 @@ func (o *caObserver) refresh(ctx context.Context) error {
 	bySerial := make(map[string]*store.Record, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		in[i] = metrics.CARecord{Profile: r.Profile, Serial: r.Serial, NotAfter: r.NotAfter, Revoked: r.Status == store.StatusRevoked}
+		in[i] = metrics.CARecord{Profile: r.Profile, Serial: r.Serial, NotAfter: r.NotAfter, Revoked: r.Status == store.StatusRevoked,
+			SelfRenewing: r.Profile == pki.ProfileOCSPSigner}
 		bySerial[r.Serial] = r
 	}
 	snap := metrics.Summarize(in, now, o.window, metrics.DefaultExpiringLimit)
@@ -85,7 +86,7 @@ func (o *caObserver) refresh(ctx context.Context) error {
 	for i := range recs {
 		r := &recs[i]
 		left := r.NotAfter.Sub(now)
-		if r.Status == store.StatusRevoked || left > horizon || left < -expiredNotifyFor {
+		if r.Status == store.StatusRevoked || r.Profile == pki.ProfileOCSPSigner || left > horizon || left < -expiredNotifyFor {
 			continue
 		}
 		certs = append(certs, metrics.Certificate{Role: "issued_" + r.Profile, Subject: r.Subject, SubjectCN: commonName(r),

@@ -149,6 +149,10 @@ func TestCAServeMetricsAndWebhook(t *testing.T) {
 			t.Errorf("ca metrics lack %s", want)
 		}
 	}
+	// ca serve's own OCSP signer (a day, renewed at half-life) never alerts.
+	if strings.Contains(body, `gatehouse_ca_certificate_not_after_timestamp_seconds{profile="ocsp-signer"`) {
+		t.Error("the self-renewing OCSP signer has an expiry gauge")
+	}
 	// The server certificate (90 days) is outside --warn-within: no gauge of its own.
 	if strings.Contains(body, "api.example.com") {
 		t.Error("a certificate outside the warning window has a per-certificate gauge")

@@ -22,6 +22,10 @@ type CARecord struct {
 	Serial    string
 	NotAfter  time.Time
 	Revoked   bool
+	// SelfRenewing marks a certificate the CA renews by itself before it
+	// expires (`ca serve`'s delegated OCSP signer): counted, but never
+	// reported as expiring.
+	SelfRenewing bool
 }
 
 // CACount is the number of certificates of one profile in one status.
@@ -68,7 +72,7 @@ func Summarize(recs []CARecord, now time.Time, window time.Duration, limit int) 
 			status = "expired"
 		}
 		counts[key{r.Profile, status}]++
-		if status != "valid" {
+		if status != "valid" || r.SelfRenewing {
 			continue
 		}
 		if t, ok := s.Soonest[r.Profile]; !ok || r.NotAfter.Before(t) {

@@ -330,14 +330,19 @@ func TestSummarize(t *testing.T) {
 	recs = append(recs,
 		CARecord{Profile: "server", Serial: "a1", NotAfter: now.Add(-day)},
 		CARecord{Profile: "server", Serial: "a2", NotAfter: now.Add(90 * day)},
-		CARecord{Profile: "server", Serial: "a3", NotAfter: now.Add(2 * day), Revoked: true})
+		CARecord{Profile: "server", Serial: "a3", NotAfter: now.Add(2 * day), Revoked: true},
+		CARecord{Profile: "ocsp-signer", Serial: "b1", NotAfter: now.Add(-time.Minute), SelfRenewing: true},
+		CARecord{Profile: "ocsp-signer", Serial: "b2", NotAfter: now.Add(time.Minute), SelfRenewing: true})
 	s := Summarize(recs, now, 30*day, DefaultExpiringLimit)
-	want := []CACount{{"client", "valid", 300}, {"server", "expired", 1}, {"server", "revoked", 1}, {"server", "valid", 1}}
+	want := []CACount{{"client", "valid", 300}, {"ocsp-signer", "expired", 1}, {"ocsp-signer", "valid", 1}, {"server", "expired", 1}, {"server", "revoked", 1}, {"server", "valid", 1}}
 	if !slices.Equal(s.Counts, want) {
 		t.Errorf("counts = %v, want %v", s.Counts, want)
 	}
 	if len(s.Expiring) != DefaultExpiringLimit || s.Expiring[0].Serial != "0" || !s.Expiring[99].NotAfter.Equal(now.Add(100*time.Hour)) {
 		t.Errorf("expiring: %d, first %v", len(s.Expiring), s.Expiring[0])
+	}
+	if _, ok := s.Soonest["ocsp-signer"]; ok {
+		t.Error("a self-renewing certificate is reported")
 	}
 	if !s.Soonest["server"].Equal(now.Add(90*day)) || !s.Soonest["client"].Equal(now.Add(time.Hour)) {
 		t.Errorf("soonest = %v", s.Soonest)
