@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/pki/store"
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"github.com/gatehouse/gatehouse/internal/telemetry/metrics"
 	"github.com/gatehouse/gatehouse/internal/telemetry/notify"
 	"github.com/gatehouse/gatehouse/internal/units"
@@ -61,6 +62,7 @@ func (o *caObserver) refresh(ctx context.Context) error {
 	bySerial := make(map[string]*store.Record, len(recs))
 	for i := range recs {
 		r := &recs[i]
+		r.Serial = opensslSerial(r.Serial) // the form logs, audit records and ca list print
 		in[i] = metrics.CARecord{Profile: r.Profile, Serial: r.Serial, NotAfter: r.NotAfter, Revoked: r.Status == store.StatusRevoked,
 			SelfRenewing: r.Profile == pki.ProfileOCSPSigner}
 		bySerial[r.Serial] = r
@@ -233,4 +235,13 @@ func (f *caObserveFlags) start(env *Env, ca *pki.CA, log *slog.Logger) error {
 	}
 	go o.run(ctx)
 	return nil
+}
+
+// opensslSerial converts a serial as the inventory stores it to openssl's
+// form (serial.Format); one that does not parse is kept as it is.
+func opensslSerial(s string) string {
+	if n, err := serial.Parse(s); err == nil {
+		return serial.Format(n)
+	}
+	return s
 }

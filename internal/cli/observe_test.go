@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"github.com/gatehouse/gatehouse/internal/telemetry/notify"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
@@ -143,7 +144,7 @@ routes:
 	for _, p := range received() {
 		roles[p.Certificate.Role] = p
 	}
-	if p := roles["server"]; p.Threshold != "1d" || p.Certificate.Serial != srv.Cert.SerialNumber.Text(16) || p.Source != "gateway" {
+	if p := roles["server"]; p.Threshold != "1d" || p.Certificate.Serial != serial.Format(srv.Cert.SerialNumber) || p.Source != "gateway" {
 		t.Errorf("server payload %+v", p)
 	}
 	if p := roles["client_ca"]; p.Threshold != "1d" || p.Certificate.SubjectCN != "root" {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"github.com/gatehouse/gatehouse/internal/telemetry/metrics"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
@@ -131,9 +132,9 @@ func TestAdminMetricsStatusReady(t *testing.T) {
 		`gatehouse_tls_handshake_failures_total{reason="revoked"} 1`,
 		`gatehouse_tls_handshake_failures_total{reason="missing_client_auth_eku"} 1`,
 		`gatehouse_tls_handshake_failures_total{reason="policy"} 0`,
-		`gatehouse_certificate_not_after_timestamp_seconds{file="` + filepath.Join(p.dir, "server.pem") + `",issuer_cn="Test Issuing CA",role="server",serial="` + p.server.Cert.SerialNumber.Text(16) + `",subject_cn=`,
-		`role="server_chain",serial="` + p.inter.Cert.SerialNumber.Text(16),
-		`role="client_ca",serial="` + p.root.Cert.SerialNumber.Text(16),
+		`gatehouse_certificate_not_after_timestamp_seconds{file="` + filepath.Join(p.dir, "server.pem") + `",issuer_cn="Test Issuing CA",role="server",serial="` + serial.Format(p.server.Cert.SerialNumber) + `",subject_cn=`,
+		`role="server_chain",serial="` + serial.Format(p.inter.Cert.SerialNumber),
+		`role="client_ca",serial="` + serial.Format(p.root.Cert.SerialNumber),
 		`gatehouse_crl_number{issuer_cn="Test Issuing CA",source="` + crl + `"} 3`,
 		`gatehouse_crl_revoked_certificates{issuer_cn="Test Issuing CA",source="` + crl + `"} 1`,
 		`gatehouse_config_last_reload_successful 1`,
@@ -142,7 +143,7 @@ func TestAdminMetricsStatusReady(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if strings.Contains(body, "client-a") || strings.Contains(body, p.client.Cert.SerialNumber.Text(16)) {
+	if strings.Contains(body, "client-a") || strings.Contains(body, serial.Format(p.client.Cert.SerialNumber)) {
 		t.Error("/metrics names a client certificate")
 	}
 
@@ -221,8 +222,8 @@ func TestReloadRecord(t *testing.T) {
 		"configuration fixed: reload accepted after refused attempts",
 		`msg="reload: route added" route=extra`,
 		`msg="reload: certificate changed" role=server`,
-		"serial_before=[" + good.Cert.SerialNumber.Text(16) + "]",
-		"serial_after=[" + renewed.Cert.SerialNumber.Text(16) + "]",
+		"serial_before=[" + serial.Format(good.Cert.SerialNumber) + "]",
+		"serial_after=[" + serial.Format(renewed.Cert.SerialNumber) + "]",
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)

@@ -150,6 +150,7 @@ func (c *Checker) refreshSource(ctx context.Context, s *source, force, initial b
 		} else {
 			// Nothing can verify it yet: hold it where it decides nothing
 			// until it proves itself against a verified client chain.
+			s.stats.ok(now) // read and parsed; its signature is checked on first use
 			s.pending.Store(d)
 			c.log.Info("CRL: issuer is not a trusted CA; held pending, used for nothing until it verifies against the intermediate in a verified client chain",
 				"source", s.name, "issuer", d.issuerName, "crl_number", numberString(d.number))

@@ -4,6 +4,8 @@ import (
 	"math/big"
 	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 // SourceStatus is the state of one CRL source, for metrics and status
@@ -124,7 +126,7 @@ func (s *Stapler) Status() []StapleStatus {
 			continue
 		}
 		st := StapleStatus{Index: i, Subject: it.leaf.Subject.String(), SubjectCN: it.leaf.Subject.CommonName,
-			Serial: it.leaf.SerialNumber.Text(16), Responder: it.responder}
+			Serial: serial.Format(it.leaf.SerialNumber), Responder: it.responder}
 		if cur := s.current(i); cur != nil {
 			st.Present, st.ThisUpdate, st.NextUpdate = true, cur.thisUpdate, cur.nextUpdate
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -62,7 +63,7 @@ func TestStaplerStatus(t *testing.T) {
 		t.Fatalf("status: %+v", got)
 	}
 	g := got[0]
-	if g.SubjectCN != "api.test" || g.Serial != s.server.Cert.SerialNumber.Text(16) || g.Responder != s.resp.URL ||
+	if g.SubjectCN != "api.test" || g.Serial != serial.Format(s.server.Cert.SerialNumber) || g.Responder != s.resp.URL ||
 		!g.Present || !g.NextUpdate.After(s.clock.Now()) || g.ThisUpdate.After(s.clock.Now()) {
 		t.Errorf("status with a staple: %+v", g)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 // Certificate roles, the role label of the certificate expiry gauges.
@@ -41,7 +43,7 @@ func CertificateOf(role, file string, c *x509.Certificate) Certificate {
 		File:      file,
 		Subject:   c.Subject.String(),
 		SubjectCN: c.Subject.CommonName,
-		Serial:    c.SerialNumber.Text(16),
+		Serial:    serial.Format(c.SerialNumber),
 		IssuerCN:  c.Issuer.CommonName,
 		NotBefore: c.NotBefore,
 		NotAfter:  c.NotAfter,
