@@ -60,6 +60,15 @@ func newObserver(reg *prometheus.Registry, log *slog.Logger, now func() time.Tim
 	return o
 }
 
+// bindRoutes gives each route of snap its metrics, resolved once here so
+// that a request counts with a few atomic adds. Call it before snap is
+// published.
+func (o *observer) bindRoutes(snap *snapshot) {
+	for _, r := range snap.policy.Routes {
+		r.Metrics = o.m.Route(r.Name)
+	}
+}
+
 // started records the first snapshot.
 func (o *observer) started(s *Server, snap *snapshot) {
 	now := o.now()

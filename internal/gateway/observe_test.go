@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -250,8 +251,8 @@ func countSeries(t testing.TB, g prometheus.Gatherer) int {
 	return n
 }
 
-// TestCardinalityClients: requests from 1,000 different client
-// certificates add no series at all.
+// TestCardinalityClients: 10,000 requests from 1,000 different client
+// certificates are all counted and add no series at all.
 func TestCardinalityClients(t *testing.T) {
 	p := newPKI(t)
 	be := newBackend(t)
@@ -273,5 +274,72 @@ func TestCardinalityClients(t *testing.T) {
 	}
 	if after := countSeries(t, o.reg); after != before {
 		t.Errorf("series grew from %d to %d over %d requests from %d clients", before, after, clients*perClient, clients)
+	}
+	_, body := o.admin(t, "/metrics")
+	if want := fmt.Sprintf(`gatehouse_requests_total{code="200",decision="allowed",route="all"} %d`, clients*perClient+1); !strings.Contains(body, want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+}
+
+// TestRequestMetrics: requests through a real gateway, over real TLS, are
+// counted by route, code, decision and outcome, with no identity in any
+// label.
+func TestRequestMetrics(t *testing.T) {
+	p := newPKI(t)
+	be := newBackend(t)
+	o := startObserved(t, testpki.NewClock(), p.dir, baseConfig(p, be.URL, `  - name: api
+    path: /api/
+    backend: `+be.URL+`
+    allow:
+      - spiffe_id: "spiffe://example.com/billing/*"
+  - name: dead
+    path: /dead/
+    backend: http://127.0.0.1:1
+`))
+	good := httpClient(o.addr, p.clientTLS(p.client, "localhost"), false)
+	stranger := httpClient(o.addr, p.clientTLS(p.inter.Client(t, "stranger"), "localhost"), true)
+	for _, c := range []struct {
+		client *http.Client
+		host   string
+		path   string
+		want   int
+	}{
+		{good, "localhost", "/api/orders", 200},
+		{good, "localhost", "/api/orders", 200},
+		{stranger, "localhost", "/api/orders", 403},
+		{good, "localhost", "/public/%2e%2e/api/x", 400},
+		{good, "api.example.com", "/x", 421},
+		{good, "localhost", "/dead/x", 502},
+		{stranger, "localhost", "/anything", 200},
+	} {
+		if code, _, _ := get(t, c.client, c.host, c.path); code != c.want {
+			t.Errorf("%s %s: %d, want %d", c.host, c.path, code, c.want)
+		}
+	}
+	_, body := o.admin(t, "/metrics")
+	for _, want := range []string{
+		`gatehouse_requests_total{code="200",decision="allowed",route="api"} 2`,
+		`gatehouse_requests_total{code="403",decision="denied",route="api"} 1`,
+		`gatehouse_authz_denials_total{reason="no_rule_matched",route="api"} 1`,
+		`gatehouse_requests_total{code="400",decision="refused",route="(none)"} 1`,
+		`gatehouse_requests_refused_total{gate="path"} 1`,
+		`gatehouse_requests_total{code="421",decision="refused",route="(none)"} 1`,
+		`gatehouse_misdirected_requests_total{reason="sni_host_mismatch"} 1`,
+		`gatehouse_requests_total{code="502",decision="backend_error",route="dead"} 1`,
+		`gatehouse_backend_errors_total{kind="error",route="dead"} 1`,
+		`gatehouse_requests_total{code="200",decision="allowed",route="all"} 1`,
+		`gatehouse_request_duration_seconds_count{route="api"} 3`,
+		`gatehouse_requests_in_flight 0`,
+		`gatehouse_tls_handshakes_total{cipher="TLS_AES_128_GCM_SHA256",group="X25519MLKEM768",resumed="false",version="1.3"} `, // one per connection; refusals close theirs
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "stranger") || strings.Contains(body, "client-a") || strings.Contains(body, "orders") {
+		t.Error("/metrics names a client or a path")
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
 	}
 }

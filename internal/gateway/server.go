@@ -87,8 +87,9 @@ func New(f *config.File, opts Options) (*Server, error) {
 		return nil, err
 	}
 	snap.verifier.Now = s.now
-	s.snap.Store(snap)
 	s.obs = newObserver(opts.Registry, s.log, s.now)
+	s.obs.bindRoutes(snap)
+	s.snap.Store(snap)
 	s.obs.started(s, snap)
 	s.warnExpiring(snap)
 	s.listenerTLS = &tls.Config{
@@ -103,6 +104,7 @@ func New(f *config.File, opts Options) (*Server, error) {
 		Now:       s.now,
 		Stages:    opts.Stages,
 		Observers: opts.Observers,
+		Metrics:   s.obs.m,
 	}
 	return s, nil
 }
@@ -258,6 +260,7 @@ func (s *Server) Reload(f *config.File) error {
 		return err
 	}
 	snap.verifier.Now = s.now
+	s.obs.bindRoutes(snap)
 	s.snap.Store(snap)
 	s.obs.swapped(old, snap)
 	old.close()

@@ -366,6 +366,7 @@ func TestObserve(t *testing.T) {
 	m.Observe(nil, 421, MisdirectedSNIHostOutcome, time.Millisecond, 0, 0)
 	m.Observe(nil, 400, RefusedPath, time.Millisecond, 0, 0)
 	m.Observe(r, 413, RefusedSize, time.Millisecond, 0, 0)
+	m.Observe(nil, 431, ByStatus, time.Millisecond, 0, 0) // an engine's untagged refusal
 	for _, c := range []struct {
 		c    prometheus.Collector
 		want float64
@@ -381,6 +382,8 @@ func TestObserve(t *testing.T) {
 		{m.misdirected[MisdirectedSNIHost], 1},
 		{m.refused[GatePath], 1},
 		{m.refused[GateSize], 1},
+		{m.refused[GateHeaderSize], 1},
+		{m.requests.WithLabelValues(NoRoute, "431", "refused"), 1},
 	} {
 		if got := testutil.ToFloat64(c.c); got != c.want {
 			t.Errorf("%v = %v, want %v", c.c, got, c.want)
@@ -394,6 +397,9 @@ func TestObserve(t *testing.T) {
 			if v >= 0 {
 				n++
 			}
+		}
+		if o == ByStatus {
+			continue
 		}
 		if n > 1 || (o != OK && o != InternalError && o != ClientCanceled && n == 0) {
 			t.Errorf("outcome %d: %+v", o, info)

@@ -11,7 +11,10 @@ type Outcome uint8
 // InternalError, to one secondary counter (a gate, a 421 reason, a denial
 // reason or a backend failure kind).
 const (
-	OK Outcome = iota // forwarded; the backend answered (any status)
+	// ByStatus, the zero value, leaves the outcome to the status code
+	// (OutcomeForStatus): what an untagged refusal gets.
+	ByStatus Outcome = iota
+	OK               // forwarded; the backend answered (any status)
 
 	RefusedPath       // 400: the path does not normalize safely
 	RefusedFraming    // 400: bad request target, authority or framing
@@ -48,6 +51,7 @@ type outcomeInfo struct {
 }
 
 var outcomes = [numOutcomes]outcomeInfo{
+	ByStatus:                  {BackendError, -1, -1, -1, -1}, // never used: resolved first
 	OK:                        {Allowed, -1, -1, -1, -1},
 	RefusedPath:               {Refused, int8(GatePath), -1, -1, -1},
 	RefusedFraming:            {Refused, int8(GateFraming), -1, -1, -1},
@@ -81,6 +85,9 @@ func (m *Metrics) Observe(r *Route, status int, o Outcome, took time.Duration, i
 	if r == nil {
 		r = m.noRoute
 	}
+	if o == ByStatus {
+		o = OutcomeForStatus(status)
+	}
 	if o >= numOutcomes {
 		o = InternalError
 	}
@@ -96,4 +103,42 @@ func (m *Metrics) Observe(r *Route, status int, o Outcome, took time.Duration, i
 	case info.backend >= 0:
 		r.backend[info.backend].Inc()
 	}
+}
+
+// OutcomeForStatus is the outcome of a refusal that names none, from the
+// status gatehouse answered with: what each status means when gatehouse
+// (not the backend) sends it. A status below 400 is OK.
+func OutcomeForStatus(status int) Outcome {
+	switch {
+	case status == 0:
+		return ClientCanceled // nothing was sent
+	case status < 400:
+		return OK
+	}
+	switch status {
+	case 403:
+		return DeniedNoRule
+	case 404:
+		return RefusedNoRoute
+	case 405:
+		return RefusedMethod
+	case 413:
+		return RefusedSize
+	case 421:
+		return MisdirectedSNIHostOutcome
+	case 429:
+		return DeniedRateLimited
+	case 431:
+		return RefusedHeaderSize
+	case 499:
+		return ClientCanceled
+	case 502, 503:
+		return FailedBackend
+	case 504:
+		return FailedTimeout
+	}
+	if status < 500 {
+		return RefusedFraming // 400, 408, 414, 417, ...: the request as sent
+	}
+	return InternalError
 }
