@@ -299,12 +299,19 @@ func TestPrometheusScrapesGatewayAndCA(t *testing.T) {
 
 	// Traffic: one good handshake and one refused.
 	tc := &tls.Config{RootCAs: testpki.Pool(root), ServerName: "localhost", Certificates: []tls.Certificate{client.TLSCertificate()}}
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
-	resp, err := c.Get("https://" + gwAddr + "/")
+	// Dialed at the gateway, named localhost: SNI and Host agree.
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, gwAddr)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, DialContext: dial}, Timeout: 5 * time.Second}
+	resp, err := c.Get("https://localhost/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("request through the gateway: %s", resp.Status)
+	}
 	if conn, err := tls.Dial("tcp", gwAddr, &tls.Config{RootCAs: testpki.Pool(root), ServerName: "localhost"}); err == nil {
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
 		conn.Read(make([]byte, 1))
@@ -321,6 +328,8 @@ func TestPrometheusScrapesGatewayAndCA(t *testing.T) {
 		`gatehouse_tls_handshakes_total{job="gatehouse",version="1.3"} > 0`,
 		`gatehouse_tls_handshake_failures_total{job="gatehouse",reason="no_certificate"} > 0`,
 		`gatehouse_config_last_reload_successful{job="gatehouse"} == 1`,
+		`gatehouse_requests_total{job="gatehouse",route="api",code="200",decision="allowed"} == 1`,
+		`gatehouse_request_duration_seconds_count{job="gatehouse",route="api"} == 1`,
 		`go_goroutines{job="gatehouse"}`,
 		`gatehouse_ca_certificates{job="gatehouse-ca",profile="client",status="valid"} == 1`,
 		`gatehouse_ca_certificate_not_after_timestamp_seconds{job="gatehouse-ca",subject_cn="partner-soon"}`,
