@@ -343,3 +343,27 @@ func TestRequestMetrics(t *testing.T) {
 		t.Logf("/metrics:\n%s", body)
 	}
 }
+
+// With client_auth.refusal: http a refused certificate completes the
+// handshake and gets a 400: it is still counted as a handshake failure by
+// reason, and its requests as denials.
+func TestRefusalInHTTPMetrics(t *testing.T) {
+	p := newPKI(t)
+	be := newBackend(t)
+	o := startObserved(t, testpki.NewClock(), p.dir, strings.Replace(baseConfig(p, be.URL, ""),
+		"trusted_cas: [ca.pem]", "trusted_cas: [ca.pem]\n  refusal: http", 1))
+	c := httpClient(o.addr, p.clientTLS(p.foreign.Client(t, "stranger"), "localhost"), false)
+	if code, _, _ := get(t, c, "localhost", "/x"); code != 400 {
+		t.Fatalf("foreign certificate: %d, want 400", code)
+	}
+	_, body := o.admin(t, "/metrics")
+	for _, want := range []string{
+		`gatehouse_tls_handshake_failures_total{reason="unknown_ca"} 1`,
+		`gatehouse_authz_denials_total{reason="certificate_refused",route="(none)"} 1`,
+		`gatehouse_requests_total{code="400",decision="denied",route="(none)"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

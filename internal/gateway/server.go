@@ -203,6 +203,7 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 			// the client can read why (400 and the reason code on every
 			// request, before routing); nothing reaches a backend. The
 			// audit record has the detail and the fix.
+			s.obs.handshakeFailed(err)
 			s.auditCertificate(tc, cs, err, "certificate_refused")
 			pc.Peer = cs.PeerCertificates
 			pc.SetVerified(pipeline.NewRefusedVerification(snap.policy, err))

@@ -329,7 +329,7 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 		// The handshake completed only so that the client can read why
 		// its certificate was refused; no request goes further.
 		ex.rec.Path = ex.target
-		return certRefusedHTTP(ex.v.Refused)
+		return outcome(certRefusedHTTP(ex.v.Refused), metrics.DeniedCertificate)
 	}
 	id := ex.v.ID
 	if id == nil {

@@ -64,7 +64,7 @@ var Catalog = []Spec{
 	{nameMisdirected, "counter", "421 Misdirected Request answers: the Host names another virtual host than the TLS SNI.", []string{"reason"}, "gateway"},
 	{nameRefused, "counter", "Requests refused with a 4xx before authorization, by gate (path, framing, size, header_size, method, route, upgrade).", []string{"gate"}, "gateway"},
 	{nameHandshakes, "counter", "Completed TLS handshakes, by version, cipher suite, key exchange group and resumption.", []string{"version", "cipher", "group", "resumed"}, "gateway"},
-	{nameHandshakeFailures, "counter", "TLS handshakes refused by client certificate checks, by reason.", []string{"reason"}, "gateway"},
+	{nameHandshakeFailures, "counter", "TLS handshakes refused by client certificate checks, by reason (with client_auth.refusal: http, the certificates refused and answered in HTTP).", []string{"reason"}, "gateway"},
 	{nameReloads, "counter", "Configuration reloads, by result (success or failure).", []string{"result"}, "gateway"},
 	{nameReloadOK, "gauge", "1 if the last configuration reload succeeded, 0 if it was refused.", nil, "gateway"},
 	{nameReloadTime, "gauge", "When the configuration in force was loaded (start or last successful reload).", nil, "gateway"},

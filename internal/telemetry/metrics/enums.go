@@ -95,11 +95,12 @@ const (
 	DenyRevocationUnknown                   // revocation status unavailable and the policy rejects
 	DenyReverify                            // refused when verified again after a reload
 	DenyRateLimited                         // over the route's rate limit
+	DenyCertificate                         // client_auth.refusal: http: the handshake's certificate was refused
 	numDenyReasons
 )
 
 var denyNames = [numDenyReasons]string{
-	"no_certificate", "no_rule_matched", "expired", "revoked", "revocation_unavailable", "reverify_failed", "rate_limited",
+	"no_certificate", "no_rule_matched", "expired", "revoked", "revocation_unavailable", "reverify_failed", "rate_limited", "certificate_refused",
 }
 
 func (r DenyReason) String() string { return denyNames[r] }

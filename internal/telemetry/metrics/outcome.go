@@ -34,6 +34,7 @@ const (
 	DeniedRevocationUnknown // 403: revocation status unavailable, policy reject
 	DeniedReverify          // 403: refused when verified again after a reload
 	DeniedRateLimited       // 429: over a rate limit
+	DeniedCertificate       // 400: the certificate was refused at the handshake (client_auth.refusal: http)
 
 	FailedBackend  // 502/503: the backend failed
 	FailedTimeout  // 504: the backend timed out
@@ -69,6 +70,7 @@ var outcomes = [numOutcomes]outcomeInfo{
 	DeniedRevocationUnknown:   {Denied, -1, -1, int8(DenyRevocationUnknown), -1},
 	DeniedReverify:            {Denied, -1, -1, int8(DenyReverify), -1},
 	DeniedRateLimited:         {Denied, -1, -1, int8(DenyRateLimited), -1},
+	DeniedCertificate:         {Denied, -1, -1, int8(DenyCertificate), -1},
 	FailedBackend:             {BackendError, -1, -1, -1, int8(BackendFailed)},
 	FailedTimeout:             {BackendError, -1, -1, -1, int8(BackendTimeout)},
 	ClientCanceled:            {Canceled, -1, -1, -1, -1},
