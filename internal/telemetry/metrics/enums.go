@@ -38,10 +38,11 @@ const (
 	GateMethod                 // 405: method not allowed on the route
 	GateRoute                  // 404: no route for host and path
 	GateUpgrade                // 400/403: an Upgrade protocol the route does not name
+	GateValidation             // 400: the request does not match the route's OpenAPI document
 	numGates
 )
 
-var gateNames = [numGates]string{"path", "framing", "size", "header_size", "method", "route", "upgrade"}
+var gateNames = [numGates]string{"path", "framing", "size", "header_size", "method", "route", "upgrade", "validation"}
 
 func (g Gate) String() string { return gateNames[g] }
 
@@ -96,11 +97,12 @@ const (
 	DenyReverify                            // refused when verified again after a reload
 	DenyRateLimited                         // over the route's rate limit
 	DenyCertificate                         // client_auth.refusal: http: the handshake's certificate was refused
+	DenyInFlight                            // over an in-flight bound (max_in_flight, per identity)
 	numDenyReasons
 )
 
 var denyNames = [numDenyReasons]string{
-	"no_certificate", "no_rule_matched", "expired", "revoked", "revocation_unavailable", "reverify_failed", "rate_limited", "certificate_refused",
+	"no_certificate", "no_rule_matched", "expired", "revoked", "revocation_unavailable", "reverify_failed", "rate_limited", "certificate_refused", "in_flight_limit",
 }
 
 func (r DenyReason) String() string { return denyNames[r] }
@@ -110,12 +112,13 @@ type BackendFailure uint8
 
 // The backend failure kinds.
 const (
-	BackendFailed  BackendFailure = iota // connection refused, reset, bad response (502)
-	BackendTimeout                       // no response in time (504)
+	BackendFailed      BackendFailure = iota // connection refused, reset, bad response (502)
+	BackendTimeout                           // no response in time (504)
+	BackendCircuitOpen                       // not tried: the route's circuit breaker is open (503)
 	numBackendFailures
 )
 
-var backendNames = [numBackendFailures]string{"error", "timeout"}
+var backendNames = [numBackendFailures]string{"error", "timeout", "circuit_open"}
 
 func (k BackendFailure) String() string { return backendNames[k] }
 

@@ -23,6 +23,7 @@ const (
 	RefusedMethod     // 405: method not allowed on the route
 	RefusedNoRoute    // 404: no route for host and path
 	RefusedUpgrade    // an Upgrade protocol the route does not name
+	RefusedValidation // 400: OpenAPI validation
 
 	MisdirectedSNIHostOutcome // 421: Host differs from the TLS SNI
 	MisdirectedNoSNIOutcome   // 421: no SNI and Host selects another virtual host
@@ -35,11 +36,13 @@ const (
 	DeniedReverify          // 403: refused when verified again after a reload
 	DeniedRateLimited       // 429: over a rate limit
 	DeniedCertificate       // 400: the certificate was refused at the handshake (client_auth.refusal: http)
+	DeniedInFlight          // 503: an in-flight bound
 
-	FailedBackend  // 502/503: the backend failed
-	FailedTimeout  // 504: the backend timed out
-	ClientCanceled // 499: the client went away
-	InternalError  // 500
+	FailedBackend     // 502/503: the backend failed
+	FailedTimeout     // 504: the backend timed out
+	FailedCircuitOpen // 503: the circuit breaker did not let the backend be tried
+	ClientCanceled    // 499: the client went away
+	InternalError     // 500
 	numOutcomes
 )
 
@@ -61,6 +64,7 @@ var outcomes = [numOutcomes]outcomeInfo{
 	RefusedMethod:             {Refused, int8(GateMethod), -1, -1, -1},
 	RefusedNoRoute:            {Refused, int8(GateRoute), -1, -1, -1},
 	RefusedUpgrade:            {Refused, int8(GateUpgrade), -1, -1, -1},
+	RefusedValidation:         {Refused, int8(GateValidation), -1, -1, -1},
 	MisdirectedSNIHostOutcome: {Refused, -1, int8(MisdirectedSNIHost), -1, -1},
 	MisdirectedNoSNIOutcome:   {Refused, -1, int8(MisdirectedNoSNI), -1, -1},
 	DeniedNoCertificate:       {Denied, -1, -1, int8(DenyNoCertificate), -1},
@@ -71,8 +75,10 @@ var outcomes = [numOutcomes]outcomeInfo{
 	DeniedReverify:            {Denied, -1, -1, int8(DenyReverify), -1},
 	DeniedRateLimited:         {Denied, -1, -1, int8(DenyRateLimited), -1},
 	DeniedCertificate:         {Denied, -1, -1, int8(DenyCertificate), -1},
+	DeniedInFlight:            {Denied, -1, -1, int8(DenyInFlight), -1},
 	FailedBackend:             {BackendError, -1, -1, -1, int8(BackendFailed)},
 	FailedTimeout:             {BackendError, -1, -1, -1, int8(BackendTimeout)},
+	FailedCircuitOpen:         {BackendError, -1, -1, -1, int8(BackendCircuitOpen)},
 	ClientCanceled:            {Canceled, -1, -1, -1, -1},
 	InternalError:             {BackendError, -1, -1, -1, -1},
 }
