@@ -29,6 +29,7 @@ func newCAServeCmd(env *Env) *cobra.Command {
 		ef           enrollFlags
 		listen, poll string
 		signerLife   string
+		obs          caObserveFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --dir DIR --listen ADDR [--tls-listen ADDR]",
@@ -54,7 +55,6 @@ replicas on copies of DIR: each serves the same CRL and OCSP answers; a
 change made anywhere reaches all of them at once (PostgreSQL NOTIFY), and
 within --poll at worst.
 
-
 With --tls-listen, the enrollment API and EST (RFC 7030) are served over
 HTTPS, with a certificate the CA issues itself for --tls-name:
 
@@ -63,7 +63,12 @@ HTTPS, with a certificate the CA issues itself for --tls-name:
   /.well-known/est/cacerts, simpleenroll, simplereenroll, csrattrs
 
 Each issuance is recorded in the inventory with who asked (token id or
-renewing serial) and from where, and written as a JSON audit line on stdout.`,
+renewing serial) and from where, and written as a JSON audit line on stdout.
+
+With --metrics-listen, the inventory is exported to Prometheus on a separate
+loopback listener (counts by profile and status, the soonest expiry, a gauge
+for each certificate expiring within --warn-within). With --webhook, a JSON
+notice is posted when a certificate enters a --webhook-thresholds window.`,
 		Example: `  gatehouse ca serve --dir pki --listen 127.0.0.1:8089
   # ask about a certificate; -issuer is the CA that signed it:
   # a CA made with --intermediate (the intermediate signs, the root is trusted)
@@ -97,6 +102,9 @@ renewing serial) and from where, and written as a JSON audit line on stdout.`,
 			if err != nil {
 				return err
 			}
+			if err := obs.start(env, ca, log); err != nil {
+				return err
+			}
 			ctx, cancel := context.WithCancel(env.ctx())
 			defer cancel()
 			waitEnroll, err := startEnrollment(ctx, env, ca, &ef, log)
@@ -126,6 +134,7 @@ renewing serial) and from where, and written as a JSON audit line on stdout.`,
 	ef.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8089", "address to listen on")
 	cmd.Flags().StringVar(&signerLife, "ocsp-signer-validity", units.FormatDuration(pki.DefaultOCSPSignerValidity), "life of the delegated OCSP signing certificate (renewed at half-life)")
+	obs.register(cmd)
 	cmd.Flags().StringVar(&poll, "poll", units.FormatDuration(time.Second), "how often to look for revocations made by other processes")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -61,6 +62,8 @@ func (r *reloader) reload(reason string) {
 	f, err := config.Load(r.path)
 	if err == nil {
 		err = r.gw.Reload(f)
+	} else {
+		r.gw.ReloadRefused(err) // Reload records its own refusals
 	}
 	if err != nil {
 		// What was tried becomes the baseline: only a new change (or a
@@ -98,6 +101,8 @@ func restartOnly(old, new *config.Config) []string {
 		{"timeouts.idle", old.Timeouts.Idle == new.Timeouts.Idle},
 		{"limits.max_header_bytes", old.Limits.MaxHeaderBytes == new.Limits.MaxHeaderBytes},
 		{"log", old.Log == new.Log},
+		{"expiry_alerts", old.ExpiryAlerts.Webhook == new.ExpiryAlerts.Webhook && old.ExpiryAlerts.StateFile == new.ExpiryAlerts.StateFile &&
+			slices.Equal(old.ExpiryAlerts.Thresholds, new.ExpiryAlerts.Thresholds)},
 	} {
 		if !c.same {
 			changed = append(changed, c.field)

@@ -2,15 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -58,7 +55,10 @@ func serve(ctx context.Context, env *Env, path string, ready func(addr net.Addr)
 	if err != nil {
 		return usageError(err)
 	}
-	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := telemetry.NewLogger(env.Stderr, c.Log.Format, level)
+	if err != nil {
+		return usageError(err)
+	}
 	dest := c.Log.Audit
 	if dest != "stdout" && dest != "stderr" && dest != "off" {
 		dest = f.Resolve(dest)
@@ -83,7 +83,7 @@ func serve(ctx context.Context, env *Env, path string, ready func(addr net.Addr)
 		return fmt.Errorf("listen: %w", err)
 	}
 	if c.Admin.Listen != "" {
-		stop, err := serveAdmin(c.Admin.Listen, gw.AdminHandler(), logger)
+		stop, err := serveAdmin(f, gw, logger)
 		if err != nil {
 			ln.Close()
 			return err
@@ -98,26 +98,12 @@ func serve(ctx context.Context, env *Env, path string, ready func(addr net.Addr)
 		ln.Close()
 		return usageError(err)
 	}
+	startExpiryAlerts(rctx, f, gw, logger)
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "routes", len(c.Routes), "client_auth", c.ClientAuth.Mode)
 	if ready != nil {
 		ready(ln.Addr())
 	}
 	return gw.Serve(ctx, ln)
-}
-
-func serveAdmin(addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin listen: %w", err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("admin server stopped", "err", err)
-		}
-	}()
-	logger.Info("admin listening", "addr", ln.Addr().String())
-	return func() { srv.Close() }, nil
 }
 
 func newConfigCmd(env *Env) *cobra.Command {

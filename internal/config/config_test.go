@@ -42,7 +42,7 @@ func TestStrictErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"unknown top key", "routs: []\n" + minimal, `g.yaml:1: routs: unknown key (did you mean routes? allowed: admin, client_auth, hsts, identity_headers, limits, listen, log, rate_limit, rate_limit_store, routes, server_tls, timeouts)`},
+		{"unknown top key", "routs: []\n" + minimal, `g.yaml:1: routs: unknown key (did you mean routes? allowed: admin, client_auth, expiry_alerts, hsts, identity_headers, limits, listen, log, rate_limit, rate_limit_store, routes, server_tls, timeouts)`},
 		{"unknown nested key", strings.Replace(minimal, "backend:", "bakend:", 1), `g.yaml:7: routes[0].bakend: unknown key (did you mean backend? allowed: allow, backend, backend_pool, circuit_breaker, host, max_body, max_in_flight, methods, name, openapi, path, rate_limit, require_client_cert, upgrades, upstream_tls)`},
 		{"wrong kind", "listen: [a, b]\n" + minimal, `g.yaml:1: listen: expected a single string value`},
 		{"alias", "x: &a 1\n", `g.yaml:1: x: unknown key`},

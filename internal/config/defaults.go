@@ -56,6 +56,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Limits.BackendConnsPerClient, DefaultBackendConns)
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Audit, "stdout")
+	setDefault(&c.Log.Format, "text")
 	c.applyProtectionDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]

@@ -438,6 +438,7 @@ func (f *File) Files() []string {
 			add(src)
 		}
 	}
+	add(c.Admin.ClientCA)
 	for _, r := range c.Routes {
 		for _, a := range r.Allow {
 			add(a.Issuer)

@@ -36,6 +36,8 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
+	// ExpiryAlerts sends a webhook when a certificate enters a warning window.
+	ExpiryAlerts ExpiryAlerts `yaml:"expiry_alerts"`
 }
 
 // ServerTLS configures the gateway's own TLS.
@@ -268,15 +270,25 @@ type Limits struct {
 
 // Admin configures the admin listener.
 type Admin struct {
-	// Listen is the admin address (/healthz, /readyz). Empty (the default)
-	// disables it. A non-loopback address is refused (DESIGN.md invariant 9).
+	// Listen is the admin address (/metrics, /status, /healthz, /readyz).
+	// Empty (the default) disables it. A non-loopback address is refused
+	// unless AllowNonLoopback is set (DESIGN.md invariant 9).
 	Listen string `yaml:"listen"`
+	// AllowNonLoopback permits a non-loopback Listen address, e.g. for
+	// Kubernetes probes. Default false.
+	AllowNonLoopback bool `yaml:"allow_non_loopback"`
+	// ClientCA, if set, is a PEM file of CAs: the admin listener then
+	// speaks TLS with the gateway's first certificate and requires a
+	// client certificate issued by one of them. Empty: plain HTTP.
+	ClientCA string `yaml:"client_ca"`
 }
 
 // Log configures logging.
 type Log struct {
 	// Level is debug, info (default), warn or error.
 	Level string `yaml:"level"`
+	// Format of the operational log: text (default, logfmt) or json.
+	Format string `yaml:"format"`
 	// Audit is where JSON audit records go: stdout (default), stderr, off
 	// or a file path.
 	Audit string `yaml:"audit"`

@@ -83,10 +83,11 @@ func (c *Config) Validate() []Problem {
 		switch {
 		case err != nil:
 			ps.add("admin.listen", "%q is not host:port (use e.g. \"127.0.0.1:9090\")", c.Admin.Listen)
-		case host != "localhost" && (ip == nil || !ip.IsLoopback()):
-			ps.add("admin.listen", "%q is not a loopback address; admin endpoints must not be exposed (use 127.0.0.1 or [::1])", c.Admin.Listen)
+		case host != "localhost" && (ip == nil || !ip.IsLoopback()) && !c.Admin.AllowNonLoopback:
+			ps.add("admin.listen", "%q is not a loopback address; admin endpoints must not be exposed (use 127.0.0.1 or [::1], or set admin.allow_non_loopback: true, ideally with admin.client_ca)", c.Admin.Listen)
 		}
 	}
+	c.validateObserve(&ps)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		ps.add("log.level", "unknown level %q (allowed: debug, info, warn, error)", c.Log.Level)
 	}

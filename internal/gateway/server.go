@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
@@ -43,6 +45,8 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
+
+	obs *observer // metrics, certificate inventory, reload record
 }
 
 // Options are the optional parts of a Server.
@@ -58,6 +62,9 @@ type Options struct {
 	// limits, validation, metrics).
 	Stages    []pipeline.Stage
 	Observers []pipeline.Observer
+	// Registry receives the gateway's metrics. If nil, the gateway makes
+	// its own, with the Go and process collectors.
+	Registry *prometheus.Registry
 }
 
 // New provisions a gateway from a loaded configuration. It fails, naming
@@ -80,7 +87,10 @@ func New(f *config.File, opts Options) (*Server, error) {
 		return nil, err
 	}
 	snap.verifier.Now = s.now
+	s.obs = newObserver(opts.Registry, s.log, s.now)
+	s.obs.bindRoutes(snap)
 	s.snap.Store(snap)
+	s.obs.started(s, snap)
 	s.warnExpiring(snap)
 	s.listenerTLS = &tls.Config{
 		GetConfigForClient: s.configForClient,
@@ -94,6 +104,7 @@ func New(f *config.File, opts Options) (*Server, error) {
 		Now:       s.now,
 		Stages:    opts.Stages,
 		Observers: opts.Observers,
+		Metrics:   s.obs.m,
 	}
 	return s, nil
 }
@@ -192,6 +203,7 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 			// the client can read why (400 and the reason code on every
 			// request, before routing); nothing reaches a backend. The
 			// audit record has the detail and the fix.
+			s.obs.handshakeFailed(err)
 			s.auditCertificate(tc, cs, err, "certificate_refused")
 			pc.Peer = cs.PeerCertificates
 			pc.SetVerified(pipeline.NewRefusedVerification(snap.policy, err))
@@ -199,9 +211,11 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 		}
 		if err != nil {
 			tc.refused.Store(true)
+			s.obs.handshakeFailed(err)
 			s.auditHandshake(tc, cs, err)
 			return err
 		}
+		s.obs.handshake(cs)
 		pc.Peer = cs.PeerCertificates
 		pc.SetVerified(pipeline.NewVerification(snap.policy, id))
 		return nil
@@ -243,10 +257,13 @@ func (s *Server) Reload(f *config.File) error {
 	old := s.snap.Load()
 	snap, err := provision(f, provisionEnv{ctx: s.bg, now: s.now, log: s.log, prev: old})
 	if err != nil {
+		s.obs.refused(err)
 		return err
 	}
 	snap.verifier.Now = s.now
+	s.obs.bindRoutes(snap)
 	s.snap.Store(snap)
+	s.obs.swapped(old, snap)
 	old.close()
 	if old.guard != nil {
 		old.guard.Retire(snap.guard)

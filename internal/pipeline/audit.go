@@ -44,6 +44,7 @@ func (ex *Exchange) Finish(status int, bytesOut int64, failure string) {
 		r.Subject, r.Serial, r.Issuer = v.subject, v.serial, v.issuer
 		r.SPIFFE, r.Fingerprint, r.SANs = v.spiffe, v.fingerprint, v.sans
 	}
+	ex.count(failure)
 	for _, o := range ex.p.Observers {
 		o.Observe(ex, r)
 	}

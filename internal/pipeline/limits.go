@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/guard"
+	"github.com/gatehouse/gatehouse/internal/telemetry/metrics"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 	"github.com/gatehouse/gatehouse/internal/validate"
 )
@@ -33,7 +34,11 @@ func (ex *Exchange) limits(r Request) *Refusal {
 	ex.ticket = t
 	if rf != nil {
 		ex.SetLimit(rf.Limit, rf.Key)
-		return fromGuard(rf, "limit")
+		o := metrics.DeniedRateLimited
+		if rf.Status != http.StatusTooManyRequests {
+			o = metrics.DeniedInFlight
+		}
+		return outcome(fromGuard(rf, "limit"), o)
 	}
 	if t.Limit != "" {
 		ex.SetLimit(t.Limit, t.Key)
@@ -69,7 +74,7 @@ func (ex *Exchange) validate(r Request, body []byte) *Refusal {
 			return c.values
 		}}
 	if rf := ex.route.Guard.Validate(&req); rf != nil {
-		return fromGuard(rf, "deny")
+		return outcome(fromGuard(rf, "deny"), metrics.RefusedValidation)
 	}
 	return nil
 }
@@ -82,7 +87,7 @@ func (ex *Exchange) BackendAllowed() *Refusal {
 		return nil
 	}
 	if ok, rf := ex.route.Guard.Backend(); !ok {
-		out := fromGuard(rf, "error")
+		out := outcome(fromGuard(rf, "error"), metrics.FailedCircuitOpen)
 		ex.refused(out)
 		return out
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/sanitize"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/telemetry/metrics"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 )
 
@@ -47,6 +48,9 @@ type Pipeline struct {
 	Stages []Stage
 	// Observers see each finished record.
 	Observers []Observer
+	// Metrics counts every request (in flight, by route, code, decision
+	// and outcome). If nil, nothing is counted.
+	Metrics *metrics.Metrics
 
 	idOnce   sync.Once
 	idPrefix string
@@ -106,7 +110,8 @@ type Exchange struct {
 	// headers counts the request's header fields (limits.max_headers).
 	headers int
 	// ticket holds the request's in-flight slots until Finish.
-	ticket guard.Ticket
+	ticket  guard.Ticket
+	outcome metrics.Outcome // what the refusal named (metrics.ByStatus if none)
 }
 
 // Begin starts an exchange for r on c.
@@ -122,6 +127,9 @@ func (p *Pipeline) Begin(c *Conn, r Request) *Exchange {
 	ex.proto = r.Proto()
 	ex.contentLength = r.ContentLength()
 	ex.requestID = p.requestID()
+	if p.Metrics != nil {
+		p.Metrics.Begin()
+	}
 	return ex
 }
 
@@ -230,10 +238,10 @@ func (ex *Exchange) decide(ctx context.Context, r Request) *Refusal {
 	// Host that would have chosen another virtual host must reconnect
 	// (DESIGN.md invariant 5).
 	if sni := ex.conn.SNI; sni != "" && sni != host {
-		return &Refusal{Status: 421, Public: "misdirected request", Decision: "deny",
+		return &Refusal{Status: 421, Public: "misdirected request", Decision: "deny", Outcome: metrics.MisdirectedSNIHostOutcome,
 			Reason: "Host " + strconv.Quote(host) + " differs from TLS SNI " + strconv.Quote(sni)}
 	} else if sni == "" && pol.VHost(host) != 0 {
-		return &Refusal{Status: 421, Public: "misdirected request", Decision: "deny",
+		return &Refusal{Status: 421, Public: "misdirected request", Decision: "deny", Outcome: metrics.MisdirectedNoSNIOutcome,
 			Reason: "no SNI sent, and Host " + strconv.Quote(host) + " selects a different virtual host than the default"}
 	}
 
@@ -247,7 +255,9 @@ func (ex *Exchange) decide(ctx context.Context, r Request) *Refusal {
 	}
 	path, err := sanitize.Path(rawPath)
 	if err != nil {
-		return badRequest("bad request path", "path "+strconv.Quote(rawPath)+": "+err.Error())
+		rf := badRequest("bad request path", "path "+strconv.Quote(rawPath)+": "+err.Error())
+		rf.Outcome = metrics.RefusedPath
+		return rf
 	}
 	ex.path = path
 	ex.rec.Path = path
@@ -261,11 +271,11 @@ func (ex *Exchange) decide(ctx context.Context, r Request) *Refusal {
 	ex.rec.Route = rt.Name
 	if rt.Requires {
 		if ex.v.ID == nil {
-			return &Refusal{Status: 403, Public: "client certificate required", Decision: "deny",
+			return &Refusal{Status: 403, Public: "client certificate required", Decision: "deny", Outcome: metrics.DeniedNoCertificate,
 				Reason: "route requires a client certificate and none was presented"}
 		}
 		if d := rt.Authz.Evaluate(ex.v.ID); !d.Allowed {
-			return &Refusal{Status: 403, Public: "forbidden", Decision: "deny", Reason: d.Reason}
+			return &Refusal{Status: 403, Public: "forbidden", Decision: "deny", Outcome: metrics.DeniedNoRule, Reason: d.Reason}
 		}
 	}
 	if rt.Methods != nil && !rt.Methods[ex.method] {
@@ -305,9 +315,9 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 		if err != nil && !errors.Is(err, tlsconf.ErrNoCertificate) {
 			if pol.RefuseInHTTP {
 				ex.rec.Path = ex.target
-				return certRefusedHTTP(fmt.Errorf("after reload: %w", err))
+				return outcome(certRefusedHTTP(fmt.Errorf("after reload: %w", err)), metrics.DeniedReverify)
 			}
-			return certRefused("after reload: " + err.Error())
+			return certRefused("after reload: "+err.Error(), metrics.DeniedReverify)
 		}
 		nv := NewVerification(pol, id)
 		if err == nil {
@@ -319,7 +329,7 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 		// The handshake completed only so that the client can read why
 		// its certificate was refused; no request goes further.
 		ex.rec.Path = ex.target
-		return certRefusedHTTP(ex.v.Refused)
+		return outcome(certRefusedHTTP(ex.v.Refused), metrics.DeniedCertificate)
 	}
 	id := ex.v.ID
 	if id == nil {
@@ -328,8 +338,8 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 	now := ex.start
 	for _, c := range id.Chain {
 		if now.After(c.NotAfter) {
-			rf := certRefused("certificate " + strconv.Quote(c.Subject.String()) + " (serial " + identity.SerialHex(c.SerialNumber) +
-				") expired at " + c.NotAfter.UTC().Format(time.RFC3339) + " during the connection")
+			rf := certRefused("certificate "+strconv.Quote(c.Subject.String())+" (serial "+identity.SerialHex(c.SerialNumber)+
+				") expired at "+c.NotAfter.UTC().Format(time.RFC3339)+" during the connection", metrics.DeniedExpired)
 			if pol.RefuseInHTTP {
 				rf.Status, rf.Code = 400, string(tlsconf.CodeExpired)
 			}
@@ -342,9 +352,9 @@ func (ex *Exchange) current(ctx context.Context) *Refusal {
 	if pol.Revocation != nil {
 		if err := pol.Revocation.Check(ctx, id.Chain); err != nil {
 			if pol.RefuseInHTTP {
-				return certRefusedHTTP(err)
+				return outcome(certRefusedHTTP(err), revocationOutcome(err))
 			}
-			return certRefused(err.Error())
+			return certRefused(err.Error(), revocationOutcome(err))
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/guard"
 	"github.com/gatehouse/gatehouse/internal/sanitize"
+	"github.com/gatehouse/gatehouse/internal/telemetry/metrics"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
@@ -78,6 +79,9 @@ type Route struct {
 	// Guard is the route's rate limit, in-flight bounds, OpenAPI validator
 	// and circuit breaker. If nil, the route has none.
 	Guard *guard.Route
+	// Metrics is the route's metrics, resolved at provisioning. If nil,
+	// Pipeline.Metrics resolves it by Name per request (slower).
+	Metrics *metrics.Route
 }
 
 // NewPolicy sorts p.Routes into match order (longest path first, then the

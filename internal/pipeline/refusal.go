@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/gatehouse/gatehouse/internal/telemetry/metrics"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
@@ -34,6 +35,9 @@ type Refusal struct {
 	// Code is a reason code the client may see (a refused client
 	// certificate's: "untrusted_issuer", "expired", ...), "" for none.
 	Code string
+	// Outcome names the refusal for metrics (gate, 421 reason, denial
+	// reason). If zero (metrics.ByStatus), Status decides.
+	Outcome metrics.Outcome
 }
 
 // Render calls set for each response header and returns the status and
@@ -97,8 +101,8 @@ func badRequest(public, reason string) *Refusal {
 	return &Refusal{Status: 400, Public: public, Reason: reason, Decision: "deny", Close: true}
 }
 
-func certRefused(reason string) *Refusal {
-	return &Refusal{Status: 403, Public: "client certificate not accepted", Reason: reason, Decision: "deny"}
+func certRefused(reason string, o metrics.Outcome) *Refusal {
+	return &Refusal{Status: 403, Public: "client certificate not accepted", Reason: reason, Decision: "deny", Outcome: o}
 }
 
 func internalError(reason string) *Refusal {
@@ -115,6 +119,7 @@ func (ex *Exchange) refused(rf *Refusal) {
 	}
 	ex.rec.Decision, ex.rec.Reason = rf.Decision, rf.Reason
 	ex.rec.Status = rf.Status
+	ex.outcome = rf.Outcome
 }
 
 // UpstreamError maps a failed backend exchange to the client's answer:

@@ -72,6 +72,8 @@ type source struct {
 	nextFetch     time.Time
 	fetched       time.Time // when the last read started
 	expiredLogged bool
+
+	stats fetchStats // for Status; safe to read concurrently
 }
 
 func newSource(name string) (*source, error) {
@@ -120,6 +122,7 @@ func (c *Checker) refreshSource(ctx context.Context, s *source, force, initial b
 	s.fetched = now
 	data, notModified, err := c.read(ctx, s)
 	if err != nil {
+		s.stats.failed(now, err)
 		s.nextFetch = now.Add(min(c.refresh, retryAfterFailure))
 		if cur != nil && !initial {
 			c.log.Warn("CRL: fetch failed, keeping the last good CRL until its nextUpdate",
@@ -130,6 +133,9 @@ func (c *Checker) refreshSource(ctx context.Context, s *source, force, initial b
 	s.nextFetch = now.Add(c.refresh)
 	sum := sha256.Sum256(data)
 	if notModified || (!force && cur != nil && sum == s.sum) {
+		if notModified || cur.sum == sum {
+			s.stats.ok(now) // not the content refused last time
+		}
 		return false, nil // compare content: a touched file is not reloaded
 	}
 	s.sum = sum
@@ -144,6 +150,7 @@ func (c *Checker) refreshSource(ctx context.Context, s *source, force, initial b
 		} else {
 			// Nothing can verify it yet: hold it where it decides nothing
 			// until it proves itself against a verified client chain.
+			s.stats.ok(now) // read and parsed; its signature is checked on first use
 			s.pending.Store(d)
 			c.log.Info("CRL: issuer is not a trusted CA; held pending, used for nothing until it verifies against the intermediate in a verified client chain",
 				"source", s.name, "issuer", d.issuerName, "crl_number", numberString(d.number))
@@ -156,8 +163,10 @@ func (c *Checker) refreshSource(ctx context.Context, s *source, force, initial b
 			c.log.Error("CRL: refused, keeping the CRL held", "source", s.name, "err", err,
 				"crl_number", numberString(crlNumber(cur)))
 		}
+		s.stats.failed(now, err)
 		return false, err
 	}
+	s.stats.ok(now)
 	ok, level, why := replaces(cur, d, initial)
 	if !ok {
 		c.log.Log(ctx, level, "CRL: not loaded: "+why, "source", s.name,
