@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -139,7 +137,7 @@ func bumpPG(ctx context.Context, tx pgx.Tx, counter string) (int64, error) {
 
 // Insert implements Store.
 func (s *Postgres) Insert(ctx context.Context, r Record) error {
-	sans, err := json.Marshal(nonNil(r.SANs))
+	sans, err := encodeSANs(r)
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", r.Serial, err)
 	}
@@ -147,7 +145,7 @@ func (s *Postgres) Insert(ctx context.Context, r Record) error {
 		_, err := tx.Exec(ctx, `INSERT INTO certificates
 			(serial, subject, sans, profile, not_before, not_after, status, issued_at, der)
 			VALUES ($1, $2, $3, $4, $5, $6, 'valid', $7, $8)`,
-			r.Serial, r.Subject, string(sans), r.Profile,
+			r.Serial, r.Subject, sans, r.Profile,
 			r.NotBefore.Unix(), r.NotAfter.Unix(), r.IssuedAt.Unix(), r.DER)
 		if err != nil {
 			return err
@@ -165,34 +163,9 @@ func (s *Postgres) Insert(ctx context.Context, r Record) error {
 	return nil
 }
 
-func scanPG(row pgx.Row) (Record, error) {
-	var (
-		r                 Record
-		sans, status      string
-		nb, na, issued    int64
-		revokedAt, reason *int64
-	)
-	if err := row.Scan(&r.Serial, &r.Subject, &sans, &r.Profile, &nb, &na, &status,
-		&revokedAt, &reason, &issued, &r.DER); err != nil {
-		return Record{}, err
-	}
-	if err := json.Unmarshal([]byte(sans), &r.SANs); err != nil {
-		return Record{}, fmt.Errorf("decode SANs of %s: %w", r.Serial, err)
-	}
-	r.Status = Status(status)
-	r.NotBefore, r.NotAfter, r.IssuedAt = time.Unix(nb, 0).UTC(), time.Unix(na, 0).UTC(), time.Unix(issued, 0).UTC()
-	if revokedAt != nil {
-		r.RevokedAt = time.Unix(*revokedAt, 0).UTC()
-	}
-	if reason != nil {
-		r.Reason = int(*reason)
-	}
-	return r, nil
-}
-
 // Get implements Store.
 func (s *Postgres) Get(ctx context.Context, serial string) (Record, error) {
-	r, err := scanPG(s.pool.QueryRow(ctx, "SELECT "+columns+" FROM certificates WHERE serial = $1", serial))
+	r, err := scanRecord(s.pool.QueryRow(ctx, "SELECT "+columns+" FROM certificates WHERE serial = $1", serial))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Record{}, fmt.Errorf("get %s: %w", serial, ErrNotFound)
 	}
@@ -204,39 +177,14 @@ func (s *Postgres) Get(ctx context.Context, serial string) (Record, error) {
 
 // List implements Store.
 func (s *Postgres) List(ctx context.Context, f Filter) ([]Record, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Revoked {
-		where = append(where, "status = 'revoked'")
-	}
-	if !f.NotAfterBefore.IsZero() {
-		args = append(args, f.NotAfterBefore.Unix())
-		where = append(where, fmt.Sprintf("not_after < $%d", len(args)))
-		if !f.Revoked {
-			where = append(where, "status = 'valid'")
-		}
-	}
-	q := "SELECT " + columns + " FROM certificates"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY not_after, serial"
+	q, args := listQuery(f, func(n int) string { return fmt.Sprintf("$%d", n) })
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
 	defer rows.Close()
-	var out []Record
-	for rows.Next() {
-		r, err := scanPG(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list certificates: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRecords(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
 	return out, nil
@@ -249,7 +197,7 @@ func (s *Postgres) Revoke(ctx context.Context, serial string, at time.Time, reas
 		var err error
 		// FOR UPDATE: two revokers of one serial queue here; the second
 		// sees the first's revocation.
-		r, err = scanPG(tx.QueryRow(ctx, "SELECT "+columns+" FROM certificates WHERE serial = $1 FOR UPDATE", serial))
+		r, err = scanRecord(tx.QueryRow(ctx, "SELECT "+columns+" FROM certificates WHERE serial = $1 FOR UPDATE", serial))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -264,7 +212,7 @@ func (s *Postgres) Revoke(ctx context.Context, serial string, at time.Time, reas
 			at.Unix(), reason, serial); err != nil {
 			return err
 		}
-		r.Status, r.RevokedAt, r.Reason = StatusRevoked, time.Unix(at.Unix(), 0).UTC(), reason
+		r.Status, r.RevokedAt, r.Reason = StatusRevoked, unixUTC(at.Unix()), reason
 		_, err = bumpPG(ctx, tx, "generation")
 		return err
 	})
@@ -299,17 +247,9 @@ func (s *Postgres) SignCRL(ctx context.Context, sign SignCRLFunc) (CRL, error) {
 		if err != nil {
 			return err
 		}
-		var revoked []Record
-		for rows.Next() {
-			r, err := scanPG(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			revoked = append(revoked, r)
-		}
+		revoked, err := scanRecords(rows)
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err != nil {
 			return err
 		}
 		if crl, err = sign(revoked, number); err != nil {
@@ -346,7 +286,7 @@ func (s *Postgres) LatestCRL(ctx context.Context) (CRL, error) {
 	if err != nil {
 		return CRL{}, fmt.Errorf("latest CRL: %w", err)
 	}
-	c.ThisUpdate, c.NextUpdate = time.Unix(tu, 0).UTC(), time.Unix(nu, 0).UTC()
+	c.ThisUpdate, c.NextUpdate = unixUTC(tu), unixUTC(nu)
 	return c, nil
 }
 

@@ -3,11 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -118,7 +116,7 @@ func bump(ctx context.Context, tx *sql.Tx, counter string) (int64, error) {
 
 // Insert implements Store.
 func (s *SQLite) Insert(ctx context.Context, r Record) error {
-	sans, err := json.Marshal(nonNil(r.SANs))
+	sans, err := encodeSANs(r)
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", r.Serial, err)
 	}
@@ -126,7 +124,7 @@ func (s *SQLite) Insert(ctx context.Context, r Record) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO certificates
 			(serial, subject, sans, profile, not_before, not_after, status, issued_at, der)
 			VALUES (?, ?, ?, ?, ?, ?, 'valid', ?, ?)`,
-			r.Serial, r.Subject, string(sans), r.Profile,
+			r.Serial, r.Subject, sans, r.Profile,
 			r.NotBefore.Unix(), r.NotAfter.Unix(), r.IssuedAt.Unix(), r.DER)
 		if err != nil {
 			return err
@@ -148,34 +146,6 @@ func isConstraint(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
 
-const columns = `serial, subject, sans, profile, not_before, not_after, status,
-	revoked_at, reason, issued_at, der`
-
-type scanner interface{ Scan(...any) error }
-
-func scanRecord(row scanner) (Record, error) {
-	var (
-		r                 Record
-		sans, status      string
-		nb, na, issued    int64
-		revokedAt, reason sql.NullInt64
-	)
-	if err := row.Scan(&r.Serial, &r.Subject, &sans, &r.Profile, &nb, &na, &status,
-		&revokedAt, &reason, &issued, &r.DER); err != nil {
-		return Record{}, err
-	}
-	if err := json.Unmarshal([]byte(sans), &r.SANs); err != nil {
-		return Record{}, fmt.Errorf("decode SANs of %s: %w", r.Serial, err)
-	}
-	r.Status = Status(status)
-	r.NotBefore, r.NotAfter, r.IssuedAt = time.Unix(nb, 0).UTC(), time.Unix(na, 0).UTC(), time.Unix(issued, 0).UTC()
-	if revokedAt.Valid {
-		r.RevokedAt = time.Unix(revokedAt.Int64, 0).UTC()
-	}
-	r.Reason = int(reason.Int64)
-	return r, nil
-}
-
 // Get implements Store.
 func (s *SQLite) Get(ctx context.Context, serial string) (Record, error) {
 	r, err := scanRecord(s.db.QueryRowContext(ctx,
@@ -191,39 +161,14 @@ func (s *SQLite) Get(ctx context.Context, serial string) (Record, error) {
 
 // List implements Store.
 func (s *SQLite) List(ctx context.Context, f Filter) ([]Record, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Revoked {
-		where = append(where, "status = 'revoked'")
-	}
-	if !f.NotAfterBefore.IsZero() {
-		where = append(where, "not_after < ?")
-		args = append(args, f.NotAfterBefore.Unix())
-		if !f.Revoked {
-			where = append(where, "status = 'valid'")
-		}
-	}
-	q := "SELECT " + columns + " FROM certificates"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY not_after, serial"
+	q, args := listQuery(f, func(int) string { return "?" })
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
 	defer rows.Close()
-	var out []Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list certificates: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRecords(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
 	return out, nil
@@ -250,7 +195,7 @@ func (s *SQLite) Revoke(ctx context.Context, serial string, at time.Time, reason
 			at.Unix(), reason, serial); err != nil {
 			return err
 		}
-		r.Status, r.RevokedAt, r.Reason = StatusRevoked, time.Unix(at.Unix(), 0).UTC(), reason
+		r.Status, r.RevokedAt, r.Reason = StatusRevoked, unixUTC(at.Unix()), reason
 		_, err = bump(ctx, tx, "generation")
 		return err
 	})
@@ -283,17 +228,9 @@ func (s *SQLite) SignCRL(ctx context.Context, sign SignCRLFunc) (CRL, error) {
 		if err != nil {
 			return err
 		}
-		var revoked []Record
-		for rows.Next() {
-			r, err := scanRecord(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			revoked = append(revoked, r)
-		}
+		revoked, err := scanRecords(rows)
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err != nil {
 			return err
 		}
 		if crl, err = sign(revoked, number); err != nil {
@@ -333,18 +270,11 @@ func (s *SQLite) LatestCRL(ctx context.Context) (CRL, error) {
 	if err != nil {
 		return CRL{}, fmt.Errorf("latest CRL: %w", err)
 	}
-	c.ThisUpdate, c.NextUpdate = time.Unix(tu, 0).UTC(), time.Unix(nu, 0).UTC()
+	c.ThisUpdate, c.NextUpdate = unixUTC(tu), unixUTC(nu)
 	return c, nil
 }
 
 // Close implements Store.
 func (s *SQLite) Close() error { return s.db.Close() }
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
 
 var _ Store = (*SQLite)(nil)
