@@ -72,21 +72,30 @@ type Postgres struct {
 func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("open inventory %s: %w", redact(url), err)
+		return nil, fmt.Errorf("open inventory %s: %w", Redact(url), err)
 	}
 	s := &Postgres{pool: pool, url: url}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("open inventory %s: %w", redact(url), err)
+		return nil, fmt.Errorf("open inventory %s: %w", Redact(url), err)
 	}
 	return s, nil
 }
 
-func redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
-		return u.Redacted()
+// Redact returns a PostgreSQL URL fit to quote in a message: a password
+// in its user part or in a password= parameter is replaced by "xxxxx". A
+// key=value DSN, or anything that does not parse as a URL, is not quoted
+// at all.
+func Redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return "(PostgreSQL DSN)"
 	}
-	return "(PostgreSQL DSN)"
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // SchemaVersion is the newest PostgreSQL schema this gatehouse knows.
