@@ -150,18 +150,7 @@ func (s *Postgres) Insert(ctx context.Context, r Record) error {
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", r.Serial, err)
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO certificates
-			(serial, subject, sans, profile, not_before, not_after, status, issued_at, der)
-			VALUES ($1, $2, $3, $4, $5, $6, 'valid', $7, $8)`,
-			r.Serial, r.Subject, sans, r.Profile,
-			r.NotBefore.Unix(), r.NotAfter.Unix(), r.IssuedAt.Unix(), r.DER)
-		if err != nil {
-			return err
-		}
-		_, err = bumpPG(ctx, tx, "generation")
-		return err
-	})
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return insertTx(ctx, pgTx{tx}, r, sans) })
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
 		return fmt.Errorf("insert %s: %w", r.Serial, ErrDuplicateSerial)
@@ -204,25 +193,10 @@ func (s *Postgres) Revoke(ctx context.Context, serial string, at time.Time, reas
 	var r Record
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		// FOR UPDATE: two revokers of one serial queue here; the second
-		// sees the first's revocation.
-		r, err = scanRecord(tx.QueryRow(ctx, "SELECT "+columns+" FROM certificates WHERE serial = $1 FOR UPDATE", serial))
+		r, err = revokeTx(ctx, pgTx{tx}, serial, at, reason)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
-		if err != nil {
-			return err
-		}
-		if r.Status == StatusRevoked {
-			return ErrAlreadyRevoked
-		}
-		if _, err := tx.Exec(ctx,
-			"UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = $2 WHERE serial = $3",
-			at.Unix(), reason, serial); err != nil {
-			return err
-		}
-		r.Status, r.RevokedAt, r.Reason = StatusRevoked, unixUTC(at.Unix()), reason
-		_, err = bumpPG(ctx, tx, "generation")
 		return err
 	})
 	if err != nil {
@@ -248,31 +222,8 @@ func (s *Postgres) Generation(ctx context.Context) (int64, error) {
 func (s *Postgres) SignCRL(ctx context.Context, sign SignCRLFunc) (CRL, error) {
 	var crl CRL
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		number, err := bumpPG(ctx, tx, "crl_number")
-		if err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, "SELECT "+columns+" FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial")
-		if err != nil {
-			return err
-		}
-		revoked, err := scanRecords(rows)
-		rows.Close()
-		if err != nil {
-			return err
-		}
-		if crl, err = sign(revoked, number); err != nil {
-			return err
-		}
-		crl.Number = number
-		if _, err := tx.Exec(ctx, "INSERT INTO crls (number, this_update, next_update, der) VALUES ($1, $2, $3, $4)",
-			number, crl.ThisUpdate.Unix(), crl.NextUpdate.Unix(), crl.DER); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM crls WHERE number <= $1", number-10); err != nil {
-			return err
-		}
-		_, err = bumpPG(ctx, tx, "generation")
+		var err error
+		crl, err = signCRLTx(ctx, pgTx{tx}, sign)
 		return err
 	})
 	if err != nil {

@@ -120,18 +120,7 @@ func (s *SQLite) Insert(ctx context.Context, r Record) error {
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", r.Serial, err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO certificates
-			(serial, subject, sans, profile, not_before, not_after, status, issued_at, der)
-			VALUES (?, ?, ?, ?, ?, ?, 'valid', ?, ?)`,
-			r.Serial, r.Subject, sans, r.Profile,
-			r.NotBefore.Unix(), r.NotAfter.Unix(), r.IssuedAt.Unix(), r.DER)
-		if err != nil {
-			return err
-		}
-		_, err = bump(ctx, tx, "generation")
-		return err
-	})
+	err = s.tx(ctx, func(tx *sql.Tx) error { return insertTx(ctx, sqliteTx{tx}, r, sans) })
 	if isConstraint(err) {
 		return fmt.Errorf("insert %s: %w", r.Serial, ErrDuplicateSerial)
 	}
@@ -179,24 +168,10 @@ func (s *SQLite) Revoke(ctx context.Context, serial string, at time.Time, reason
 	var r Record
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		r, err = scanRecord(tx.QueryRowContext(ctx,
-			"SELECT "+columns+" FROM certificates WHERE serial = ?", serial))
+		r, err = revokeTx(ctx, sqliteTx{tx}, serial, at, reason)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
-		if err != nil {
-			return err
-		}
-		if r.Status == StatusRevoked {
-			return ErrAlreadyRevoked
-		}
-		if _, err := tx.ExecContext(ctx,
-			"UPDATE certificates SET status = 'revoked', revoked_at = ?, reason = ? WHERE serial = ?",
-			at.Unix(), reason, serial); err != nil {
-			return err
-		}
-		r.Status, r.RevokedAt, r.Reason = StatusRevoked, unixUTC(at.Unix()), reason
-		_, err = bump(ctx, tx, "generation")
 		return err
 	})
 	if err != nil {
@@ -219,34 +194,8 @@ func (s *SQLite) Generation(ctx context.Context) (int64, error) {
 func (s *SQLite) SignCRL(ctx context.Context, sign SignCRLFunc) (CRL, error) {
 	var crl CRL
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		number, err := bump(ctx, tx, "crl_number")
-		if err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx,
-			"SELECT "+columns+" FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial")
-		if err != nil {
-			return err
-		}
-		revoked, err := scanRecords(rows)
-		rows.Close()
-		if err != nil {
-			return err
-		}
-		if crl, err = sign(revoked, number); err != nil {
-			return err
-		}
-		crl.Number = number
-		if _, err := tx.ExecContext(ctx,
-			"INSERT INTO crls (number, this_update, next_update, der) VALUES (?, ?, ?, ?)",
-			number, crl.ThisUpdate.Unix(), crl.NextUpdate.Unix(), crl.DER); err != nil {
-			return err
-		}
-		// Keep a short history only: CRLs grow with the revoked list.
-		if _, err := tx.ExecContext(ctx, "DELETE FROM crls WHERE number <= ?", number-10); err != nil {
-			return err
-		}
-		_, err = bump(ctx, tx, "generation")
+		var err error
+		crl, err = signCRLTx(ctx, sqliteTx{tx}, sign)
 		return err
 	})
 	if err != nil {
