@@ -119,12 +119,7 @@ Profiles: server (serverAuth, needs at least one --dns or --ip) and client
 	}
 	f.register(cmd, true)
 	fl := cmd.Flags()
-	fl.StringVar(&profile, "profile", "", "certificate profile: server|client (required)")
-	fl.StringVar(&cn, "cn", "", "subject common name (required)")
-	fl.StringArrayVar(&dns, "dns", nil, "DNS subject alternative name (repeatable)")
-	fl.StringArrayVar(&ips, "ip", nil, "IP address subject alternative name (repeatable)")
-	fl.StringArrayVar(&uris, "uri", nil, "URI subject alternative name, like spiffe://example.com/svc (repeatable)")
-	fl.StringArrayVar(&emails, "email", nil, "email subject alternative name (repeatable)")
+	subjectFlags(cmd, &profile, &cn, &dns, &ips, &uris, &emails)
 	fl.StringVar(&validity, "validity", "", "validity, like 90d, 1y, 12h (default 90d, at most the CA's maximum)")
 	fl.StringVar(&out, "out", "", "output prefix: writes PREFIX.pem, PREFIX-key.pem (and PREFIX.p12) (required)")
 	fl.BoolVar(&p12, "p12", false, "also write PREFIX.p12 (needs --p12-password-file)")
@@ -137,6 +132,18 @@ Profiles: server (serverAuth, needs at least one --dns or --ip) and client
 		cmd.MarkFlagRequired(name)
 	}
 	return cmd
+}
+
+// subjectFlags registers the flags that name a certificate's profile,
+// subject and alternative names, for 'ca issue' and 'ca token'.
+func subjectFlags(cmd *cobra.Command, profile, cn *string, dns, ips, uris, emails *[]string) {
+	fl := cmd.Flags()
+	fl.StringVar(profile, "profile", "", "certificate profile: server|client (required)")
+	fl.StringVar(cn, "cn", "", "subject common name (required)")
+	fl.StringArrayVar(dns, "dns", nil, "DNS subject alternative name (repeatable)")
+	fl.StringArrayVar(ips, "ip", nil, "IP address subject alternative name (repeatable)")
+	fl.StringArrayVar(uris, "uri", nil, "URI subject alternative name, like spiffe://example.com/svc (repeatable)")
+	fl.StringArrayVar(emails, "email", nil, "email subject alternative name (repeatable)")
 }
 
 func issueRequest(profile, cn, validity, keyType string, dns, ips, uris, emails []string) (pki.IssueRequest, error) {

@@ -57,12 +57,7 @@ password: whoever holds it gets the certificate.`,
 	}
 	f.register(cmd, true)
 	fl := cmd.Flags()
-	fl.StringVar(&profile, "profile", "", "certificate profile: server|client (required)")
-	fl.StringVar(&cn, "cn", "", "subject common name (required)")
-	fl.StringArrayVar(&dns, "dns", nil, "DNS subject alternative name (repeatable)")
-	fl.StringArrayVar(&ips, "ip", nil, "IP address subject alternative name (repeatable)")
-	fl.StringArrayVar(&uris, "uri", nil, "URI subject alternative name, like spiffe://example.com/svc (repeatable)")
-	fl.StringArrayVar(&emails, "email", nil, "email subject alternative name (repeatable)")
+	subjectFlags(cmd, &profile, &cn, &dns, &ips, &uris, &emails)
 	fl.StringVar(&ttl, "ttl", units.FormatDuration(enroll.DefaultTokenTTL), "how long the token can be used (at most 7d)")
 	fl.StringVar(&valid, "validity", "", "validity of the certificate (default: the profile's default)")
 	for _, name := range []string{"profile", "cn"} {

@@ -3,14 +3,12 @@ package cli
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -116,7 +114,7 @@ The token is spent.`,
 				return err
 			}
 			files := []pki.File{
-				{Path: out + ".pem", Data: chainPEM(chain), Perm: 0o644},
+				{Path: out + ".pem", Data: pki.CertsPEM(chain...), Perm: 0o644},
 				{Path: out + "-key.pem", Data: keyPEM, Perm: 0o600},
 			}
 			if err := pki.WriteFiles(files...); err != nil {
@@ -237,22 +235,10 @@ func renewHook(env *Env, execCmd string, pid int, certFile, keyFile string) func
 	return nil
 }
 
-func chainPEM(chain []*x509.Certificate) []byte {
-	var b strings.Builder
-	for _, c := range chain {
-		b.Write(pemEncodeCert(c))
-	}
-	return []byte(b.String())
-}
-
 func printCert(env *Env, verb string, c *x509.Certificate, files ...pki.File) {
 	fmt.Fprintf(env.Stdout, "%s certificate %q, serial %s, valid until %s\n",
 		verb, c.Subject.CommonName, serial.Format(c.SerialNumber), c.NotAfter.UTC().Format(time.RFC3339))
 	for _, f := range files {
 		fmt.Fprintf(env.Stdout, "  wrote %s\n", f.Path)
 	}
-}
-
-func pemEncodeCert(c *x509.Certificate) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }

@@ -173,9 +173,10 @@ func splitKey(s string) (key, value string, ok bool) {
 	return s[:i], s[i+2:], true
 }
 
-// flowDepth counts the [ and { a line leaves open, outside quotes.
-func flowDepth(s string) int {
-	d := 0
+// eachUnquoted calls f with each byte of s that is outside quotes, until
+// f returns false. A quote opens at the start of s or after a space, '[',
+// '{' or ',', and closes at the next same quote.
+func eachUnquoted(s string, f func(i int, c byte) bool) {
 	var quote byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -184,38 +185,42 @@ func flowDepth(s string) int {
 			if c == quote {
 				quote = 0
 			}
-		case c == '"' || c == '\'':
-			if i == 0 || s[i-1] == ' ' || s[i-1] == '[' || s[i-1] == '{' || s[i-1] == ',' {
-				quote = c
+		case (c == '"' || c == '\'') && (i == 0 || strings.IndexByte(" [{,", s[i-1]) >= 0):
+			quote = c
+		default:
+			if !f(i, c) {
+				return
 			}
-		case c == '[' || c == '{':
-			d++
-		case c == ']' || c == '}':
-			d--
 		}
 	}
+}
+
+// flowDepth counts the [ and { a line leaves open, outside quotes.
+func flowDepth(s string) int {
+	d := 0
+	eachUnquoted(s, func(_ int, c byte) bool {
+		switch c {
+		case '[', '{':
+			d++
+		case ']', '}':
+			d--
+		}
+		return true
+	})
 	return d
 }
 
 // stripComment removes a " #" comment outside quotes.
 func stripComment(s string) string {
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			if i == 0 || s[i-1] == ' ' || s[i-1] == '[' || s[i-1] == '{' || s[i-1] == ',' {
-				quote = c
-			}
-		case c == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t'):
-			return s[:i]
+	out := s
+	eachUnquoted(s, func(i int, c byte) bool {
+		if c == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t') {
+			out = s[:i]
+			return false
 		}
-	}
-	return s
+		return true
+	})
+	return out
 }
 
 // findOpenQuote returns the first line whose value opens a quote it does

@@ -50,7 +50,7 @@ func configure(u *PKCS11URI) (*crypto11.Context, error) {
 	if err != nil {
 		var perr pkcs11.Error
 		if errors.As(err, &perr) && (perr == pkcs11.CKR_PIN_INCORRECT || perr == pkcs11.CKR_PIN_INVALID || perr == pkcs11.CKR_PIN_LEN_RANGE) {
-			return nil, fmt.Errorf("log in to token %s: the PIN in %s is not accepted (%s)", u.tokenName(), u.PinSource, perr.Error())
+			return nil, fmt.Errorf("log in to token %s: the PIN in %s is not accepted (%w)", u.tokenName(), u.PinSource, perr)
 		}
 		return nil, fmt.Errorf("open token %s with module %s: %w", u.tokenName(), u.ModulePath, err)
 	}

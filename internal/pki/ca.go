@@ -171,7 +171,7 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("init CA: create root: %w", err)
 	}
-	files := []File{{Path: filepath.Join(dir, RootCertFile), Data: certPEM(ca.root), Perm: 0o644}}
+	files := []File{{Path: filepath.Join(dir, RootCertFile), Data: CertsPEM(ca.root), Perm: 0o644}}
 	if rootURI == nil {
 		rootKeyPEM, err := MarshalKeyPEM(rootKey, opts.Passphrase)
 		if err != nil {
@@ -216,7 +216,7 @@ func Init(dir string, opts InitOptions) (ca *CA, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("init CA: create intermediate: %w", err)
 		}
-		files = append(files, File{Path: filepath.Join(dir, IntermediateCertFile), Data: certPEM(inter), Perm: 0o644})
+		files = append(files, File{Path: filepath.Join(dir, IntermediateCertFile), Data: CertsPEM(inter), Perm: 0o644})
 		if interURI == nil {
 			ikeyPEM, err := MarshalKeyPEM(ikey, opts.Passphrase)
 			if err != nil {
@@ -507,7 +507,8 @@ func createCert(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto
 	return x509.ParseCertificate(der)
 }
 
-func certPEM(certs ...*x509.Certificate) []byte {
+// CertsPEM is certs PEM encoded, one CERTIFICATE block each, in order.
+func CertsPEM(certs ...*x509.Certificate) []byte {
 	var out []byte
 	for _, c := range certs {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)

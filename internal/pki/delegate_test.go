@@ -53,7 +53,7 @@ func TestDelegatedOCSP(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	leaf := writeFile(t, filepath.Join(dir, "leaf.pem"), certPEM(iss.Cert()))
+	leaf := writeFile(t, filepath.Join(dir, "leaf.pem"), CertsPEM(iss.Cert()))
 	root, inter := filepath.Join(ca.Dir(), RootCertFile), filepath.Join(ca.Dir(), IntermediateCertFile)
 	out := mustOpenSSL(t, "ocsp", "-issuer", inter, "-CAfile", root, "-cert", leaf, "-url", base+"/ocsp", "-resp_text")
 	if !strings.Contains(out, "Response verify OK") || !strings.Contains(out, leaf+": good") ||

@@ -56,7 +56,7 @@ type Issued struct {
 func (i *Issued) Cert() *x509.Certificate { return i.Chain[0] }
 
 // ChainPEM is the leaf followed by the intermediates, PEM encoded.
-func (i *Issued) ChainPEM() []byte { return certPEM(i.Chain...) }
+func (i *Issued) ChainPEM() []byte { return CertsPEM(i.Chain...) }
 
 // KeyPEM is the leaf key as PEM PKCS#8, encrypted (PBES2, AES-256-CBC,
 // scrypt) when passphrase is not empty.

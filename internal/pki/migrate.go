@@ -21,7 +21,7 @@ func MigrateToPostgres(ctx context.Context, dir, url string) (store.Counts, erro
 		return store.Counts{}, fmt.Errorf("migrate: %w", err)
 	}
 	if s.Store != "" {
-		return store.Counts{}, fmt.Errorf("migrate: the inventory of %s is already in PostgreSQL (%s)", dir, redactURL(s.Store))
+		return store.Counts{}, fmt.Errorf("migrate: the inventory of %s is already in PostgreSQL (%s)", dir, store.Redact(s.Store))
 	}
 	if url == "" {
 		return store.Counts{}, errors.New("migrate: no PostgreSQL URL")

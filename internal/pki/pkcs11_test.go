@@ -64,7 +64,7 @@ func TestPKCS11CA(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmp := t.TempDir()
-	leaf := writeFile(t, filepath.Join(tmp, "leaf.pem"), certPEM(iss.Cert()))
+	leaf := writeFile(t, filepath.Join(tmp, "leaf.pem"), CertsPEM(iss.Cert()))
 	root, inter := filepath.Join(dir, RootCertFile), filepath.Join(dir, IntermediateCertFile)
 	mustOpenSSL(t, "verify", "-CAfile", root, "-untrusted", inter, leaf)
 
@@ -77,7 +77,7 @@ func TestPKCS11CA(t *testing.T) {
 		t.Fatal(err)
 	}
 	crlFile := filepath.Join(dir, CRLFile)
-	bundle := writeFile(t, filepath.Join(tmp, "bundle.pem"), certPEM(ca.Issuer(), ca.Root()))
+	bundle := writeFile(t, filepath.Join(tmp, "bundle.pem"), CertsPEM(ca.Issuer(), ca.Root()))
 	if out := mustOpenSSL(t, "crl", "-in", crlFile, "-CAfile", bundle, "-noout"); !strings.Contains(out, "verify OK") {
 		t.Fatalf("openssl crl: %s", out)
 	}

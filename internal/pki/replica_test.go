@@ -49,7 +49,7 @@ func TestCAOnBothStores(t *testing.T) {
 			t.Fatal(err)
 		}
 		tmp := t.TempDir()
-		leaf := writeFile(t, filepath.Join(tmp, "leaf.pem"), certPEM(iss.Cert()))
+		leaf := writeFile(t, filepath.Join(tmp, "leaf.pem"), CertsPEM(iss.Cert()))
 		root, inter := filepath.Join(ca.Dir(), RootCertFile), filepath.Join(ca.Dir(), IntermediateCertFile)
 		if _, err := ca.Revoke(ctx, iss.Cert().SerialNumber, ReasonKeyCompromise); err != nil {
 			t.Fatal(err)

@@ -19,21 +19,12 @@ func checkStoreURL(s string) error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-		return fmt.Errorf("--store %q: want a PostgreSQL URL like postgres://gatehouse@db.example.com:5432/gatehouse_ca", redactURL(s))
+		return fmt.Errorf("--store %q: want a PostgreSQL URL like postgres://gatehouse@db.example.com:5432/gatehouse_ca", store.Redact(s))
 	}
 	if _, ok := u.User.Password(); ok || u.Query().Has("password") {
 		return fmt.Errorf("--store: the URL holds a password, and ca.json would record it: put it in ~/.pgpass or a file named by PGPASSFILE (or ?passfile=)")
 	}
 	return nil
-}
-
-// redactURL hides a password in a URL that is being quoted in an error.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
 
 // initStore prepares a new CA's inventory: the SQLite file is made private
@@ -48,7 +39,7 @@ func initStore(st store.Store, dir string, s Settings) error {
 		return err
 	}
 	if g != 0 {
-		return fmt.Errorf("the PostgreSQL inventory %s is not empty; give each CA its own database (to move an existing CA's inventory, use 'gatehouse ca migrate')", redactURL(s.Store))
+		return fmt.Errorf("the PostgreSQL inventory %s is not empty; give each CA its own database (to move an existing CA's inventory, use 'gatehouse ca migrate')", store.Redact(s.Store))
 	}
 	return nil
 }

@@ -445,8 +445,12 @@ func (s *scanner) resumption(ctx context.Context) (Status, string) {
 	return Pass, "resumed with the session of the verified certificate"
 }
 
-// judgeRefusal is Pass when the server refused the client, else Fail.
+// judgeRefusal is Pass when the server refused the client, else Fail; Warn
+// when no connection was made, as that is no evidence of a refusal.
 func judgeRefusal(h *handshake) (Status, string) {
+	if h.dialErr != nil {
+		return Warn, "not tested: could not connect: " + h.dialErr.Error()
+	}
 	if refused, how := h.refused(); refused {
 		return Pass, how
 	}

@@ -44,6 +44,9 @@ type handshake struct {
 	httpErr error
 	conn    *tls.Conn
 	resumed bool
+	// dialErr is why no connection was made: then h says nothing about
+	// what the server would have done with the client.
+	dialErr error
 }
 
 // tlsConfig is the scanner's client config: no verification by crypto/tls
@@ -77,7 +80,7 @@ func (s *scanner) tlsConfig(cert *tls.Certificate, alpn []string, h *handshake) 
 func (s *scanner) dialTLS(ctx context.Context, cfg *tls.Config, h *handshake, request bool, host string, keep bool) {
 	c, release, err := s.p.dialRaw(ctx)
 	if err != nil {
-		h.err = err
+		h.err, h.dialErr = err, err
 		return
 	}
 	tc := tls.Client(c.Conn, cfg)

@@ -128,7 +128,7 @@ func (r *Renewer) RenewNow(ctx context.Context) (*x509.Certificate, error) {
 		certPerm = fi.Mode().Perm()
 	}
 	if err := pki.WriteFiles(
-		pki.File{Path: r.CertFile, Data: certsPEM(chain), Perm: certPerm},
+		pki.File{Path: r.CertFile, Data: pki.CertsPEM(chain...), Perm: certPerm},
 		pki.File{Path: r.KeyFile, Data: keyPEM, Perm: 0o600},
 	); err != nil {
 		return nil, fmt.Errorf("renew: %w", err)
@@ -219,12 +219,4 @@ func newKeyLike(old crypto.Signer) (crypto.Signer, error) {
 		return pki.KeyRSA3072.Generate()
 	}
 	return nil, fmt.Errorf("new key: unsupported key type %T", old.Public())
-}
-
-func certsPEM(chain []*x509.Certificate) []byte {
-	var out []byte
-	for _, c := range chain {
-		out = append(out, pemCert(c)...)
-	}
-	return out
 }

@@ -384,7 +384,8 @@ func (s *Server) peer(r *http.Request) (*x509.Certificate, store.Record, error) 
 	}
 	leaf := r.TLS.PeerCertificates[0]
 	who := fmt.Sprintf("subject %q serial %s issuer %q", leaf.Subject.String(), serial.Format(leaf.SerialNumber), leaf.Issuer.String())
-	now, at := s.now(), s.now()
+	now := s.now()
+	at := now
 	if now.Before(leaf.NotBefore) {
 		return nil, store.Record{}, failf(http.StatusForbidden, "certificate not yet valid", "%s: valid from %s", who, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}

@@ -118,18 +118,8 @@ func (s *SQLite) Enrollments(ctx context.Context, serial string) ([]Enrollment, 
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var (
-				e  Enrollment
-				at int64
-			)
-			if err := rows.Scan(&e.Serial, &e.Method, &e.Requester, &e.Remote, &at); err != nil {
-				return err
-			}
-			e.At = time.Unix(at, 0).UTC()
-			out = append(out, e)
-		}
-		return rows.Err()
+		out, err = scanEnrollments(rows)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list enrollments: %w", err)

@@ -71,19 +71,8 @@ func (s *Postgres) Enrollments(ctx context.Context, serial string) ([]Enrollment
 		return nil, fmt.Errorf("list enrollments: %w", err)
 	}
 	defer rows.Close()
-	var out []Enrollment
-	for rows.Next() {
-		var (
-			e  Enrollment
-			at int64
-		)
-		if err := rows.Scan(&e.Serial, &e.Method, &e.Requester, &e.Remote, &at); err != nil {
-			return nil, fmt.Errorf("list enrollments: %w", err)
-		}
-		e.At = time.Unix(at, 0).UTC()
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanEnrollments(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list enrollments: %w", err)
 	}
 	return out, nil

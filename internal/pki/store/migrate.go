@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -28,6 +27,12 @@ const countsQuery = `SELECT
 	(SELECT value FROM counters WHERE name = 'crl_number'),
 	(SELECT value FROM counters WHERE name = 'generation')`
 
+func scanCounts(row scanner) (Counts, error) {
+	var c Counts
+	err := row.Scan(&c.Certificates, &c.Revoked, &c.CRLs, &c.CRLNumber, &c.Generation)
+	return c, err
+}
+
 // MoveToPostgres copies everything in src (certificates with their
 // status, the stored CRLs, the CRL number and generation) into dst, which
 // must be empty, in one PostgreSQL transaction, and checks that the counts
@@ -37,17 +42,17 @@ const countsQuery = `SELECT
 func MoveToPostgres(ctx context.Context, src *SQLite, dst *Postgres, done func() error) (Counts, error) {
 	var moved Counts
 	err := src.tx(ctx, func(stx *sql.Tx) error {
-		var from Counts
-		if err := stx.QueryRowContext(ctx, countsQuery).Scan(&from.Certificates, &from.Revoked, &from.CRLs, &from.CRLNumber, &from.Generation); err != nil {
+		from, err := scanCounts(stx.QueryRowContext(ctx, countsQuery))
+		if err != nil {
 			return fmt.Errorf("count source: %w", err)
 		}
-		err := pgx.BeginFunc(ctx, dst.pool, func(ptx pgx.Tx) error {
+		err = pgx.BeginFunc(ctx, dst.pool, func(ptx pgx.Tx) error {
 			// No other writer while the target is checked and filled.
 			if _, err := ptx.Exec(ctx, "LOCK TABLE certificates, crls, counters IN EXCLUSIVE MODE"); err != nil {
 				return err
 			}
-			var to Counts
-			if err := ptx.QueryRow(ctx, countsQuery).Scan(&to.Certificates, &to.Revoked, &to.CRLs, &to.CRLNumber, &to.Generation); err != nil {
+			to, err := scanCounts(ptx.QueryRow(ctx, countsQuery))
+			if err != nil {
 				return fmt.Errorf("count target: %w", err)
 			}
 			if to != (Counts{}) {
@@ -67,13 +72,13 @@ func MoveToPostgres(ctx context.Context, src *SQLite, dst *Postgres, done func()
 				if r.Status == StatusRevoked {
 					revokedAt, reason = r.RevokedAt.Unix(), r.Reason
 				}
-				sans, err := json.Marshal(nonNil(r.SANs))
+				sans, err := encodeSANs(r)
 				if err != nil {
 					return err
 				}
 				if _, err := ptx.Exec(ctx, `INSERT INTO certificates (`+columns+`)
 					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-					r.Serial, r.Subject, string(sans), r.Profile, r.NotBefore.Unix(), r.NotAfter.Unix(),
+					r.Serial, r.Subject, sans, r.Profile, r.NotBefore.Unix(), r.NotAfter.Unix(),
 					string(r.Status), revokedAt, reason, r.IssuedAt.Unix(), r.DER); err != nil {
 					return fmt.Errorf("copy %s: %w", r.Serial, err)
 				}
@@ -104,7 +109,7 @@ func MoveToPostgres(ctx context.Context, src *SQLite, dst *Postgres, done func()
 					return err
 				}
 			}
-			if err := ptx.QueryRow(ctx, countsQuery).Scan(&moved.Certificates, &moved.Revoked, &moved.CRLs, &moved.CRLNumber, &moved.Generation); err != nil {
+			if moved, err = scanCounts(ptx.QueryRow(ctx, countsQuery)); err != nil {
 				return fmt.Errorf("count target: %w", err)
 			}
 			if moved != from {

@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,21 +72,30 @@ type Postgres struct {
 func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("open inventory %s: %w", redact(url), err)
+		return nil, fmt.Errorf("open inventory %s: %w", Redact(url), err)
 	}
 	s := &Postgres{pool: pool, url: url}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("open inventory %s: %w", redact(url), err)
+		return nil, fmt.Errorf("open inventory %s: %w", Redact(url), err)
 	}
 	return s, nil
 }
 
-func redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
-		return u.Redacted()
+// Redact returns a PostgreSQL URL fit to quote in a message: a password
+// in its user part or in a password= parameter is replaced by "xxxxx". A
+// key=value DSN, or anything that does not parse as a URL, is not quoted
+// at all.
+func Redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return "(PostgreSQL DSN)"
 	}
-	return "(PostgreSQL DSN)"
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // SchemaVersion is the newest PostgreSQL schema this gatehouse knows.
@@ -139,22 +146,11 @@ func bumpPG(ctx context.Context, tx pgx.Tx, counter string) (int64, error) {
 
 // Insert implements Store.
 func (s *Postgres) Insert(ctx context.Context, r Record) error {
-	sans, err := json.Marshal(nonNil(r.SANs))
+	sans, err := encodeSANs(r)
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", r.Serial, err)
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO certificates
-			(serial, subject, sans, profile, not_before, not_after, status, issued_at, der)
-			VALUES ($1, $2, $3, $4, $5, $6, 'valid', $7, $8)`,
-			r.Serial, r.Subject, string(sans), r.Profile,
-			r.NotBefore.Unix(), r.NotAfter.Unix(), r.IssuedAt.Unix(), r.DER)
-		if err != nil {
-			return err
-		}
-		_, err = bumpPG(ctx, tx, "generation")
-		return err
-	})
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return insertTx(ctx, pgTx{tx}, r, sans) })
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
 		return fmt.Errorf("insert %s: %w", r.Serial, ErrDuplicateSerial)
@@ -165,34 +161,9 @@ func (s *Postgres) Insert(ctx context.Context, r Record) error {
 	return nil
 }
 
-func scanPG(row pgx.Row) (Record, error) {
-	var (
-		r                 Record
-		sans, status      string
-		nb, na, issued    int64
-		revokedAt, reason *int64
-	)
-	if err := row.Scan(&r.Serial, &r.Subject, &sans, &r.Profile, &nb, &na, &status,
-		&revokedAt, &reason, &issued, &r.DER); err != nil {
-		return Record{}, err
-	}
-	if err := json.Unmarshal([]byte(sans), &r.SANs); err != nil {
-		return Record{}, fmt.Errorf("decode SANs of %s: %w", r.Serial, err)
-	}
-	r.Status = Status(status)
-	r.NotBefore, r.NotAfter, r.IssuedAt = time.Unix(nb, 0).UTC(), time.Unix(na, 0).UTC(), time.Unix(issued, 0).UTC()
-	if revokedAt != nil {
-		r.RevokedAt = time.Unix(*revokedAt, 0).UTC()
-	}
-	if reason != nil {
-		r.Reason = int(*reason)
-	}
-	return r, nil
-}
-
 // Get implements Store.
 func (s *Postgres) Get(ctx context.Context, serial string) (Record, error) {
-	r, err := scanPG(s.pool.QueryRow(ctx, "SELECT "+columns+" FROM certificates WHERE serial = $1", serial))
+	r, err := scanRecord(s.pool.QueryRow(ctx, "SELECT "+columns+" FROM certificates WHERE serial = $1", serial))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Record{}, fmt.Errorf("get %s: %w", serial, ErrNotFound)
 	}
@@ -204,39 +175,14 @@ func (s *Postgres) Get(ctx context.Context, serial string) (Record, error) {
 
 // List implements Store.
 func (s *Postgres) List(ctx context.Context, f Filter) ([]Record, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Revoked {
-		where = append(where, "status = 'revoked'")
-	}
-	if !f.NotAfterBefore.IsZero() {
-		args = append(args, f.NotAfterBefore.Unix())
-		where = append(where, fmt.Sprintf("not_after < $%d", len(args)))
-		if !f.Revoked {
-			where = append(where, "status = 'valid'")
-		}
-	}
-	q := "SELECT " + columns + " FROM certificates"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY not_after, serial"
+	q, args := listQuery(f, func(n int) string { return fmt.Sprintf("$%d", n) })
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
 	defer rows.Close()
-	var out []Record
-	for rows.Next() {
-		r, err := scanPG(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list certificates: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRecords(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
 	return out, nil
@@ -247,25 +193,10 @@ func (s *Postgres) Revoke(ctx context.Context, serial string, at time.Time, reas
 	var r Record
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		// FOR UPDATE: two revokers of one serial queue here; the second
-		// sees the first's revocation.
-		r, err = scanPG(tx.QueryRow(ctx, "SELECT "+columns+" FROM certificates WHERE serial = $1 FOR UPDATE", serial))
+		r, err = revokeTx(ctx, pgTx{tx}, serial, at, reason)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
-		if err != nil {
-			return err
-		}
-		if r.Status == StatusRevoked {
-			return ErrAlreadyRevoked
-		}
-		if _, err := tx.Exec(ctx,
-			"UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = $2 WHERE serial = $3",
-			at.Unix(), reason, serial); err != nil {
-			return err
-		}
-		r.Status, r.RevokedAt, r.Reason = StatusRevoked, time.Unix(at.Unix(), 0).UTC(), reason
-		_, err = bumpPG(ctx, tx, "generation")
 		return err
 	})
 	if err != nil {
@@ -291,39 +222,8 @@ func (s *Postgres) Generation(ctx context.Context) (int64, error) {
 func (s *Postgres) SignCRL(ctx context.Context, sign SignCRLFunc) (CRL, error) {
 	var crl CRL
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		number, err := bumpPG(ctx, tx, "crl_number")
-		if err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, "SELECT "+columns+" FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial")
-		if err != nil {
-			return err
-		}
-		var revoked []Record
-		for rows.Next() {
-			r, err := scanPG(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			revoked = append(revoked, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if crl, err = sign(revoked, number); err != nil {
-			return err
-		}
-		crl.Number = number
-		if _, err := tx.Exec(ctx, "INSERT INTO crls (number, this_update, next_update, der) VALUES ($1, $2, $3, $4)",
-			number, crl.ThisUpdate.Unix(), crl.NextUpdate.Unix(), crl.DER); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM crls WHERE number <= $1", number-10); err != nil {
-			return err
-		}
-		_, err = bumpPG(ctx, tx, "generation")
+		var err error
+		crl, err = signCRLTx(ctx, pgTx{tx}, sign)
 		return err
 	})
 	if err != nil {
@@ -346,7 +246,7 @@ func (s *Postgres) LatestCRL(ctx context.Context) (CRL, error) {
 	if err != nil {
 		return CRL{}, fmt.Errorf("latest CRL: %w", err)
 	}
-	c.ThisUpdate, c.NextUpdate = time.Unix(tu, 0).UTC(), time.Unix(nu, 0).UTC()
+	c.ThisUpdate, c.NextUpdate = unixUTC(tu), unixUTC(nu)
 	return c, nil
 }
 

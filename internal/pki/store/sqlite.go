@@ -3,11 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -118,22 +116,11 @@ func bump(ctx context.Context, tx *sql.Tx, counter string) (int64, error) {
 
 // Insert implements Store.
 func (s *SQLite) Insert(ctx context.Context, r Record) error {
-	sans, err := json.Marshal(nonNil(r.SANs))
+	sans, err := encodeSANs(r)
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", r.Serial, err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO certificates
-			(serial, subject, sans, profile, not_before, not_after, status, issued_at, der)
-			VALUES (?, ?, ?, ?, ?, ?, 'valid', ?, ?)`,
-			r.Serial, r.Subject, string(sans), r.Profile,
-			r.NotBefore.Unix(), r.NotAfter.Unix(), r.IssuedAt.Unix(), r.DER)
-		if err != nil {
-			return err
-		}
-		_, err = bump(ctx, tx, "generation")
-		return err
-	})
+	err = s.tx(ctx, func(tx *sql.Tx) error { return insertTx(ctx, sqliteTx{tx}, r, sans) })
 	if isConstraint(err) {
 		return fmt.Errorf("insert %s: %w", r.Serial, ErrDuplicateSerial)
 	}
@@ -146,34 +133,6 @@ func (s *SQLite) Insert(ctx context.Context, r Record) error {
 func isConstraint(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
-}
-
-const columns = `serial, subject, sans, profile, not_before, not_after, status,
-	revoked_at, reason, issued_at, der`
-
-type scanner interface{ Scan(...any) error }
-
-func scanRecord(row scanner) (Record, error) {
-	var (
-		r                 Record
-		sans, status      string
-		nb, na, issued    int64
-		revokedAt, reason sql.NullInt64
-	)
-	if err := row.Scan(&r.Serial, &r.Subject, &sans, &r.Profile, &nb, &na, &status,
-		&revokedAt, &reason, &issued, &r.DER); err != nil {
-		return Record{}, err
-	}
-	if err := json.Unmarshal([]byte(sans), &r.SANs); err != nil {
-		return Record{}, fmt.Errorf("decode SANs of %s: %w", r.Serial, err)
-	}
-	r.Status = Status(status)
-	r.NotBefore, r.NotAfter, r.IssuedAt = time.Unix(nb, 0).UTC(), time.Unix(na, 0).UTC(), time.Unix(issued, 0).UTC()
-	if revokedAt.Valid {
-		r.RevokedAt = time.Unix(revokedAt.Int64, 0).UTC()
-	}
-	r.Reason = int(reason.Int64)
-	return r, nil
 }
 
 // Get implements Store.
@@ -191,39 +150,14 @@ func (s *SQLite) Get(ctx context.Context, serial string) (Record, error) {
 
 // List implements Store.
 func (s *SQLite) List(ctx context.Context, f Filter) ([]Record, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Revoked {
-		where = append(where, "status = 'revoked'")
-	}
-	if !f.NotAfterBefore.IsZero() {
-		where = append(where, "not_after < ?")
-		args = append(args, f.NotAfterBefore.Unix())
-		if !f.Revoked {
-			where = append(where, "status = 'valid'")
-		}
-	}
-	q := "SELECT " + columns + " FROM certificates"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY not_after, serial"
+	q, args := listQuery(f, func(int) string { return "?" })
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
 	defer rows.Close()
-	var out []Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list certificates: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRecords(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
 	return out, nil
@@ -234,24 +168,10 @@ func (s *SQLite) Revoke(ctx context.Context, serial string, at time.Time, reason
 	var r Record
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		r, err = scanRecord(tx.QueryRowContext(ctx,
-			"SELECT "+columns+" FROM certificates WHERE serial = ?", serial))
+		r, err = revokeTx(ctx, sqliteTx{tx}, serial, at, reason)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
-		if err != nil {
-			return err
-		}
-		if r.Status == StatusRevoked {
-			return ErrAlreadyRevoked
-		}
-		if _, err := tx.ExecContext(ctx,
-			"UPDATE certificates SET status = 'revoked', revoked_at = ?, reason = ? WHERE serial = ?",
-			at.Unix(), reason, serial); err != nil {
-			return err
-		}
-		r.Status, r.RevokedAt, r.Reason = StatusRevoked, time.Unix(at.Unix(), 0).UTC(), reason
-		_, err = bump(ctx, tx, "generation")
 		return err
 	})
 	if err != nil {
@@ -274,42 +194,8 @@ func (s *SQLite) Generation(ctx context.Context) (int64, error) {
 func (s *SQLite) SignCRL(ctx context.Context, sign SignCRLFunc) (CRL, error) {
 	var crl CRL
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		number, err := bump(ctx, tx, "crl_number")
-		if err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx,
-			"SELECT "+columns+" FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial")
-		if err != nil {
-			return err
-		}
-		var revoked []Record
-		for rows.Next() {
-			r, err := scanRecord(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			revoked = append(revoked, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if crl, err = sign(revoked, number); err != nil {
-			return err
-		}
-		crl.Number = number
-		if _, err := tx.ExecContext(ctx,
-			"INSERT INTO crls (number, this_update, next_update, der) VALUES (?, ?, ?, ?)",
-			number, crl.ThisUpdate.Unix(), crl.NextUpdate.Unix(), crl.DER); err != nil {
-			return err
-		}
-		// Keep a short history only: CRLs grow with the revoked list.
-		if _, err := tx.ExecContext(ctx, "DELETE FROM crls WHERE number <= ?", number-10); err != nil {
-			return err
-		}
-		_, err = bump(ctx, tx, "generation")
+		var err error
+		crl, err = signCRLTx(ctx, sqliteTx{tx}, sign)
 		return err
 	})
 	if err != nil {
@@ -333,18 +219,11 @@ func (s *SQLite) LatestCRL(ctx context.Context) (CRL, error) {
 	if err != nil {
 		return CRL{}, fmt.Errorf("latest CRL: %w", err)
 	}
-	c.ThisUpdate, c.NextUpdate = time.Unix(tu, 0).UTC(), time.Unix(nu, 0).UTC()
+	c.ThisUpdate, c.NextUpdate = unixUTC(tu), unixUTC(nu)
 	return c, nil
 }
 
 // Close implements Store.
 func (s *SQLite) Close() error { return s.db.Close() }
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
 
 var _ Store = (*SQLite)(nil)

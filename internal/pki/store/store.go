@@ -3,11 +3,11 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/big"
-	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
 // Errors returned by every Store implementation; test with errors.Is.
@@ -106,17 +106,8 @@ type Store interface {
 func FormatSerial(n *big.Int) string { return n.Text(16) }
 
 // ParseSerial parses a serial in hex, as openssl prints it or as Records
-// hold it: case-insensitive, with optional "0x" prefix and ":" separators.
-func ParseSerial(s string) (*big.Int, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.TrimPrefix(t, "0x")
-	t = strings.ReplaceAll(t, ":", "")
-	n, ok := new(big.Int).SetString(t, 16)
-	if !ok || t == "" || n.Sign() <= 0 {
-		return nil, fmt.Errorf("parse serial %q: not a positive hexadecimal number", s)
-	}
-	return n, nil
-}
+// hold it: serial.Parse, for callers that hold Records.
+func ParseSerial(s string) (*big.Int, error) { return serial.Parse(s) }
 
 // Watcher is implemented by stores that announce changes made by any
 // process (PostgreSQL's LISTEN/NOTIFY): a value arrives on the channel
