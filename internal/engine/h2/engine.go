@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/net/http2"
@@ -58,6 +59,7 @@ type Engine struct {
 // connState is what every stream of one connection shares.
 type connState struct {
 	pc *pipeline.Conn
+	co *coalescer
 	// backends bounds the connection's backend requests in flight.
 	backends chan struct{}
 }
@@ -114,8 +116,9 @@ type connKey struct{}
 func (e *Engine) ServeConn(c *tls.Conn, pc *pipeline.Conn) {
 	e.wg.Add(1)
 	defer e.wg.Done()
-	e.h2.ServeConn(c, &http2.ServeConnOpts{
-		Context:    context.WithValue(context.Background(), connKey{}, &connState{pc: pc, backends: make(chan struct{}, e.opts.BackendConnsPerClient)}),
+	co := newCoalescer(c)
+	e.h2.ServeConn(co, &http2.ServeConnOpts{
+		Context:    context.WithValue(context.Background(), connKey{}, &connState{pc: pc, co: co, backends: make(chan struct{}, e.opts.BackendConnsPerClient)}),
 		BaseConfig: e.hs,
 		Handler:    e,
 	})
@@ -175,7 +178,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { <-cs.backends }()
-	e.forward(w, r, ex, &rv)
+	e.forward(w, r, cs, ex, &rv)
 }
 
 func writeRefusal(w http.ResponseWriter, ex *pipeline.Exchange, rf *pipeline.Refusal) {
@@ -196,7 +199,7 @@ type headerSink struct{ h *fasthttp.RequestHeader }
 
 func (s headerSink) AddHeader(name, value string) { s.h.Add(name, value) }
 
-func (e *Engine) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Exchange, rv *requestView) {
+func (e *Engine) forward(w http.ResponseWriter, r *http.Request, cs *connState, ex *pipeline.Exchange, rv *requestView) {
 	rt := ex.Route()
 	breq := fasthttp.AcquireRequest()
 	bresp := fasthttp.AcquireResponse()
@@ -243,11 +246,34 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Ex
 	}
 
 	status := bresp.StatusCode()
+	cl := bresp.Header.ContentLength()
+	stream := bresp.BodyStream()
+	noBody := r.Method == http.MethodHead || status == 204 || status == 304 || status < 200
+	var body *[]byte
+	if stream != nil && !noBody && cl >= 0 && cl <= bufferedResponse {
+		// Read before the status goes out: a backend that dies here
+		// still gets the client a clean 502, and the response leaves in
+		// one write.
+		body = bodyBufs.Get().(*[]byte)
+		defer putBody(body)
+		if cap(*body) < cl {
+			*body = make([]byte, cl)
+		}
+		*body = (*body)[:cl]
+		if _, err := io.ReadFull(stream, *body); err != nil {
+			closeWithError(stream, err)
+			writeRefusal(w, ex, ex.UpstreamError(fmt.Errorf("read response body: %w", err)))
+			return
+		}
+		bresp.CloseBodyStream()
+		stream = nil
+	}
+
 	h := w.Header()
 	for k, v := range bresp.Header.All() {
-		name := string(k)
-		if pipeline.RelayResponseHeader(name) {
-			h[http.CanonicalHeaderKey(name)] = append(h[http.CanonicalHeaderKey(name)], string(v))
+		if pipeline.RelayResponseHeader(b2s(k)) {
+			name := http.CanonicalHeaderKey(string(k))
+			h[name] = append(h[name], string(v))
 		}
 	}
 	h.Set("Strict-Transport-Security", ex.HSTS())
@@ -255,13 +281,25 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Ex
 		// net/http would sniff one; the client gets what the backend sent.
 		h["Content-Type"] = nil
 	}
-	cl := bresp.Header.ContentLength()
 	if cl >= 0 {
 		h.Set("Content-Length", strconv.Itoa(cl))
 	}
-	stream := bresp.BodyStream()
+	if body != nil {
+		if len(*body) > 0 {
+			// HEADERS and DATA in one TLS record and one write.
+			cs.co.arm()
+		}
+		w.WriteHeader(status)
+		n, err := w.Write(*body)
+		failure := ""
+		if err != nil {
+			failure = "client went away mid-body: " + err.Error()
+		}
+		ex.Finish(status, int64(n), failure)
+		return
+	}
 	w.WriteHeader(status)
-	if stream == nil || r.Method == http.MethodHead {
+	if stream == nil || noBody {
 		if stream != nil {
 			bresp.CloseBodyStream()
 		}
@@ -279,9 +317,7 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Ex
 		failure = "client went away mid-body: " + werr.Error()
 	}
 	if failure != "" {
-		if c, ok := stream.(fasthttp.ReadCloserWithError); ok {
-			c.CloseWithError(errors.New(failure))
-		}
+		closeWithError(stream, errors.New(failure))
 	} else {
 		bresp.CloseBodyStream()
 	}
@@ -291,6 +327,27 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Ex
 		panic(http.ErrAbortHandler)
 	}
 }
+
+// bufferedResponse is the largest response with a Content-Length read
+// whole before its status is sent (as engine/h1 does).
+const bufferedResponse = 64 << 10
+
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func putBody(b *[]byte) {
+	if cap(*b) <= bufferedResponse {
+		bodyBufs.Put(b)
+	}
+}
+
+func closeWithError(stream io.Reader, err error) {
+	if c, ok := stream.(fasthttp.ReadCloserWithError); ok {
+		c.CloseWithError(err)
+	}
+}
+
+// b2s views b as a string for a lookup that does not keep it.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
