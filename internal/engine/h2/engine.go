@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/net/http2"
@@ -173,9 +172,15 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// backend connections.
 	select {
 	case cs.backends <- struct{}{}:
-	case <-r.Context().Done():
-		writeRefusal(w, ex, ex.UpstreamError(r.Context().Err()))
-		return
+	default:
+		// Only now ask for the stream's done channel (made on first
+		// use): most requests never wait here.
+		select {
+		case cs.backends <- struct{}{}:
+		case <-r.Context().Done():
+			writeRefusal(w, ex, ex.UpstreamError(r.Context().Err()))
+			return
+		}
 	}
 	defer func() { <-cs.backends }()
 	e.forward(w, r, cs, ex, &rv)
@@ -270,12 +275,7 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, cs *connState, 
 	}
 
 	h := w.Header()
-	for k, v := range bresp.Header.All() {
-		if pipeline.RelayResponseHeader(b2s(k)) {
-			name := http.CanonicalHeaderKey(string(k))
-			h[name] = append(h[name], string(v))
-		}
-	}
+	relayHeaders(h, &bresp.Header)
 	h.Set("Strict-Transport-Security", ex.HSTS())
 	if _, ok := h["Content-Type"]; !ok {
 		// net/http would sniff one; the client gets what the backend sent.
@@ -345,9 +345,6 @@ func closeWithError(stream io.Reader, err error) {
 		c.CloseWithError(err)
 	}
 }
-
-// b2s views b as a string for a lookup that does not keep it.
-func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
