@@ -275,15 +275,7 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, cs *connState, 
 	}
 
 	h := w.Header()
-	relayHeaders(h, &bresp.Header)
-	h.Set("Strict-Transport-Security", ex.HSTS())
-	if _, ok := h["Content-Type"]; !ok {
-		// net/http would sniff one; the client gets what the backend sent.
-		h["Content-Type"] = nil
-	}
-	if cl >= 0 {
-		h.Set("Content-Length", strconv.Itoa(cl))
-	}
+	relayHeaders(h, &bresp.Header, ex.HSTS(), cl)
 	if body != nil {
 		if len(*body) > 0 {
 			// HEADERS and DATA in one TLS record and one write.

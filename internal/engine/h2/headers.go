@@ -3,6 +3,7 @@ package h2
 import (
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
@@ -10,12 +11,14 @@ import (
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 )
 
-// relayHeaders copies the backend response headers that are relayed
-// (pipeline.RelayResponseHeader) into h, with two allocations in all: one
-// string holding every name and value, and one backing array for the
-// value slices. The strings must outlive the backend response, which is
-// released before Go's HTTP/2 server encodes them.
-func relayHeaders(h http.Header, rh *fasthttp.ResponseHeader) {
+// relayHeaders sets the response headers in h: the backend's that are
+// relayed (pipeline.RelayResponseHeader), gatehouse's HSTS, Content-Length
+// when cl >= 0, and an empty Content-Type when the backend sent none (Go's
+// server would sniff one). It allocates twice in all: one string holding
+// every name and value, and one backing array for the value slices. The
+// strings must outlive the backend response, which is released before Go's
+// HTTP/2 server encodes them.
+func relayHeaders(h http.Header, rh *fasthttp.ResponseHeader, hsts string, cl int) {
 	var local [24][2][]byte
 	kept := local[:0]
 	size := 0
@@ -25,17 +28,18 @@ func relayHeaders(h http.Header, rh *fasthttp.ResponseHeader) {
 			size += len(k) + len(v)
 		}
 	}
-	if len(kept) == 0 {
-		return
-	}
-	buf := make([]byte, 0, size)
+	buf := make([]byte, 0, size+20)
 	for _, kv := range kept {
 		buf = append(buf, kv[0]...)
 		buf = append(buf, kv[1]...)
 	}
+	clAt := len(buf)
+	if cl >= 0 {
+		buf = strconv.AppendInt(buf, int64(cl), 10)
+	}
 	// buf is never written again: strings may share it.
 	all := unsafe.String(unsafe.SliceData(buf), len(buf))
-	vals := make([]string, len(kept))
+	vals := make([]string, len(kept)+2)
 	off := 0
 	for i, kv := range kept {
 		name := all[off : off+len(kv[0])]
@@ -50,6 +54,16 @@ func relayHeaders(h http.Header, rh *fasthttp.ResponseHeader) {
 		} else {
 			h[name] = vals[i : i+1 : i+1]
 		}
+	}
+	n := len(kept)
+	vals[n] = hsts
+	h["Strict-Transport-Security"] = vals[n : n+1 : n+1]
+	if cl >= 0 {
+		vals[n+1] = all[clAt:]
+		h["Content-Length"] = vals[n+1 : n+2 : n+2]
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,7 +28,7 @@ const sampleResponse = "HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r
 	"x-lower-case: v\r\nX_Under: u\r\nStrict-Transport-Security: max-age=1\r\nETag: \"abc\"\r\n\r\n"
 
 // naive is the obvious conversion relayHeaders must agree with.
-func naive(rh *fasthttp.ResponseHeader) http.Header {
+func naive(rh *fasthttp.ResponseHeader, hsts string, cl int) http.Header {
 	h := http.Header{}
 	for k, v := range rh.All() {
 		if pipeline.RelayResponseHeader(string(k)) {
@@ -35,21 +36,33 @@ func naive(rh *fasthttp.ResponseHeader) http.Header {
 			h[name] = append(h[name], string(v))
 		}
 	}
+	h.Set("Strict-Transport-Security", hsts)
+	if cl >= 0 {
+		h.Set("Content-Length", strconv.Itoa(cl))
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
 	return h
 }
 
 func TestRelayHeaders(t *testing.T) {
 	rh := backendHeader(t, sampleResponse)
-	want := naive(rh)
+	want := naive(rh, "max-age=2", 1024)
 	got := http.Header{}
-	relayHeaders(got, rh)
+	relayHeaders(got, rh, "max-age=2", 1024)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("relayHeaders:\n got %q\nwant %q", got, want)
 	}
-	for _, k := range []string{"Content-Length", "Connection", "Strict-Transport-Security"} {
-		if _, ok := got[k]; ok {
-			t.Errorf("%s relayed", k)
-		}
+	if _, ok := got["Connection"]; ok || got.Get("Strict-Transport-Security") != "max-age=2" {
+		t.Errorf("backend's hop-by-hop or HSTS relayed: %q", got)
+	}
+	// Without a Content-Length and a Content-Type.
+	rh2 := backendHeader(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+	got2 := http.Header{}
+	relayHeaders(got2, rh2, "max-age=2", -1)
+	if want2 := naive(rh2, "max-age=2", -1); !reflect.DeepEqual(got2, want2) {
+		t.Fatalf("relayHeaders, chunked:\n got %q\nwant %q", got2, want2)
 	}
 	// The strings do not alias the backend response's buffers.
 	rh.Reset()
@@ -72,13 +85,13 @@ func BenchmarkRelayHeaders(b *testing.B) {
 	b.Run("relayHeaders", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			relayHeaders(make(http.Header, 8), rh)
+			relayHeaders(make(http.Header, 8), rh, "max-age=2", 1024)
 		}
 	})
 	b.Run("naive", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			naive(rh)
+			naive(rh, "max-age=2", 1024)
 		}
 	})
 }
