@@ -159,12 +159,12 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if n := headerBytes(r); n > e.maxHeader {
-		writeRefusal(w, ex, &pipeline.Refusal{Status: 431, Public: "request headers too large",
+		writeRefusal(w, cs, ex, &pipeline.Refusal{Status: 431, Public: "request headers too large",
 			Reason: "header block of " + strconv.Itoa(n) + " bytes exceeds limits.max_header_bytes"})
 		return
 	}
 	if rf := ex.Decide(r.Context(), &rv); rf != nil {
-		writeRefusal(w, ex, rf)
+		writeRefusal(w, cs, ex, rf)
 		return
 	}
 	// One connection's streams share a bounded number of backend
@@ -178,7 +178,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case cs.backends <- struct{}{}:
 		case <-r.Context().Done():
-			writeRefusal(w, ex, ex.UpstreamError(r.Context().Err()))
+			writeRefusal(w, cs, ex, ex.UpstreamError(r.Context().Err()))
 			return
 		}
 	}
@@ -186,7 +186,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.forward(w, r, cs, ex, &rv)
 }
 
-func writeRefusal(w http.ResponseWriter, ex *pipeline.Exchange, rf *pipeline.Refusal) {
+func writeRefusal(w http.ResponseWriter, cs *connState, ex *pipeline.Exchange, rf *pipeline.Refusal) {
 	ex.Refuse(rf)
 	if rf.Status == 499 {
 		ex.Finish(499, 0, "")
@@ -195,6 +195,9 @@ func writeRefusal(w http.ResponseWriter, ex *pipeline.Exchange, rf *pipeline.Ref
 	h := w.Header()
 	status, body := rf.Render(ex.HSTS(), h.Set)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if len(body) > 0 && ex.Method() != http.MethodHead {
+		cs.co.arm() // HEADERS and DATA in one write
+	}
 	w.WriteHeader(status)
 	w.Write(body)
 	ex.Finish(status, int64(len(body)), "")
@@ -224,12 +227,12 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, cs *connState, 
 			whole, err := io.ReadAll(body)
 			if err != nil {
 				fasthttp.ReleaseRequest(breq)
-				writeRefusal(w, ex, ex.UpstreamError(err))
+				writeRefusal(w, cs, ex, ex.UpstreamError(err))
 				return
 			}
 			if rf := ex.CheckBody(rv, whole); rf != nil {
 				fasthttp.ReleaseRequest(breq)
-				writeRefusal(w, ex, rf)
+				writeRefusal(w, cs, ex, rf)
 				return
 			}
 			breq.SetBodyRaw(whole)
@@ -239,14 +242,14 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, cs *connState, 
 	}
 	if rf := ex.BackendAllowed(); rf != nil {
 		fasthttp.ReleaseRequest(breq)
-		writeRefusal(w, ex, rf)
+		writeRefusal(w, cs, ex, rf)
 		return
 	}
 	err := rt.Upstream.Do(breq, bresp)
 	ex.BackendDone(err, bresp.StatusCode())
 	fasthttp.ReleaseRequest(breq)
 	if err != nil {
-		writeRefusal(w, ex, ex.UpstreamError(err))
+		writeRefusal(w, cs, ex, ex.UpstreamError(err))
 		return
 	}
 
@@ -267,7 +270,7 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, cs *connState, 
 		*body = (*body)[:cl]
 		if _, err := io.ReadFull(stream, *body); err != nil {
 			closeWithError(stream, err)
-			writeRefusal(w, ex, ex.UpstreamError(fmt.Errorf("read response body: %w", err)))
+			writeRefusal(w, cs, ex, ex.UpstreamError(fmt.Errorf("read response body: %w", err)))
 			return
 		}
 		bresp.CloseBodyStream()
