@@ -112,6 +112,13 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // it on 127.0.0.1:0. The listen key in yaml is ignored.
 func startGateway(t testing.TB, dir, yaml string) *gw {
 	t.Helper()
+	return startGatewayWith(t, dir, yaml, Options{})
+}
+
+// startGatewayWith is startGateway with opts (Log and Audit are the
+// harness's).
+func startGatewayWith(t testing.TB, dir, yaml string, opts Options) *gw {
+	t.Helper()
 	path := filepath.Join(dir, "gatehouse.yaml")
 	testpki.WriteFile(t, path, []byte(yaml))
 	f, err := config.Load(path)
@@ -122,10 +129,9 @@ func startGateway(t testing.TB, dir, yaml string) *gw {
 	logw := &lockedWriter{mu: g.auMu, w: g.audit}
 	g.au = telemetry.NewAudit(logw)
 	t.Cleanup(func() { g.au.Close() })
-	srv, err := New(f, Options{
-		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Audit: g.au,
-	})
+	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.Audit = g.au
+	srv, err := New(f, opts)
 	if err != nil {
 		t.Fatalf("new gateway: %v", err)
 	}

@@ -34,6 +34,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    int(snap.limits.MaxHeaderBytes),
 		BodyIdleTimeout:   time.Duration(t.BodyIdle),
 		Log:               s.log,
+		Linger:            s.h1Linger,
 	})
 	e2 := h2.New(s.pipe, h2.Options{
 		ReadHeaderTimeout:     time.Duration(t.ReadHeader),
@@ -87,16 +88,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.conns[tc] = struct{}{}
 			wg.Add(1)
 			s.mu.Unlock()
-			go func() {
-				defer wg.Done()
-				if ipKey != "" {
-					defer perIP.Release(ipKey)
-				}
-				s.serveConn(tc, e1, e2)
+			go s.serveConn(tc, e1, e2, func() {
 				s.mu.Lock()
 				delete(s.conns, tc)
 				s.mu.Unlock()
-			}()
+				if ipKey != "" {
+					perIP.Release(ipKey)
+				}
+				wg.Done()
+			})
 		}
 	}()
 	expCtx, stopExp := context.WithCancel(ctx)
@@ -159,8 +159,10 @@ func errTemporary(err error) error {
 var errNotTemporary = errors.New("not temporary")
 
 // serveConn handshakes one connection under the handshake deadline and
-// gives it to the engine ALPN chose.
-func (s *Server) serveConn(tc *trackedConn, e1 *h1.Engine, e2 *h2.Engine) {
+// gives it to the engine ALPN chose; done is called once it is closed.
+// The HTTP/1.1 engine serves on goroutines of its own, so the deep stack
+// the handshake grew ends with this goroutine.
+func (s *Server) serveConn(tc *trackedConn, e1 *h1.Engine, e2 *h2.Engine, done func()) {
 	conn := tls.Server(tc, s.listenerTLS)
 	d := time.Duration(s.snap.Load().timeouts.Handshake)
 	// A client that opens a connection and stalls must not hold it.
@@ -182,6 +184,7 @@ func (s *Server) serveConn(tc *trackedConn, e1 *h1.Engine, e2 *h2.Engine) {
 			g.Handshakes().Failed(tc.RemoteAddr())
 		}
 		conn.Close()
+		done()
 		return
 	}
 	tc.SetDeadline(time.Time{})
@@ -196,14 +199,19 @@ func (s *Server) serveConn(tc *trackedConn, e1 *h1.Engine, e2 *h2.Engine) {
 		if !perID.Acquire(key) {
 			s.log.Info("connection closed: limits.connections_per_identity reached", "remote", tc.pc.Remote, "identity", key)
 			conn.Close()
+			done()
 			return
 		}
-		defer perID.Release(key)
+		// Released when the connection closes, which for HTTP/1.1 is
+		// after this goroutine has ended.
+		closed := done
+		done = func() { perID.Release(key); closed() }
 	}
 	if conn.ConnectionState().NegotiatedProtocol == "h2" {
 		e2.ServeConn(conn, tc.pc)
 		conn.Close()
+		done()
 		return
 	}
-	e1.ServeConn(conn, tc.pc)
+	e1.Serve(conn, tc.pc, done)
 }

@@ -47,6 +47,8 @@ type Server struct {
 	conns map[*trackedConn]struct{}
 
 	obs *observer // metrics, certificate inventory, reload record
+
+	h1Linger time.Duration
 }
 
 // Options are the optional parts of a Server.
@@ -65,12 +67,16 @@ type Options struct {
 	// Registry receives the gateway's metrics. If nil, the gateway makes
 	// its own, with the Go and process collectors.
 	Registry *prometheus.Registry
+
+	// h1Linger (tests) is how long an idle HTTP/1.1 connection stays in
+	// fasthttp before it is parked; 0 is the engine's default.
+	h1Linger time.Duration
 }
 
 // New provisions a gateway from a loaded configuration. It fails, naming
 // file, line and field, when a certificate, key or CA cannot be loaded.
 func New(f *config.File, opts Options) (*Server, error) {
-	s := &Server{log: opts.Log, audit: opts.Audit, now: opts.Now, conns: map[*trackedConn]struct{}{}}
+	s := &Server{log: opts.Log, audit: opts.Audit, now: opts.Now, conns: map[*trackedConn]struct{}{}, h1Linger: opts.h1Linger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

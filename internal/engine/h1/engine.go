@@ -38,6 +38,11 @@ type Options struct {
 	MaxHeaderBytes int
 	// Log receives operational messages. If nil, slog.Default is used.
 	Log *slog.Logger
+	// Linger is how long a keep-alive connection waits for its next
+	// request inside fasthttp (holding its read buffer) before it is
+	// parked: buffers released, a small goroutine waiting for the next
+	// byte. Default 250ms; negative parks at once.
+	Linger time.Duration
 }
 
 // bufferedBody is the body size read whole before the handler runs;
@@ -65,6 +70,11 @@ type Engine struct {
 	ln       *placeholderListener
 	draining atomic.Bool
 	tunnels  sync.WaitGroup
+
+	// parked are the idle connections waiting for their next request
+	// outside fasthttp; Shutdown closes them.
+	mu     sync.Mutex
+	parked map[*conn]struct{}
 }
 
 // New returns an engine for p.
@@ -87,7 +97,10 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	e := &Engine{p: p, opts: opts, log: opts.Log, ln: newPlaceholderListener()}
+	if opts.Linger == 0 {
+		opts.Linger = defaultLinger
+	}
+	e := &Engine{p: p, opts: opts, log: opts.Log, ln: newPlaceholderListener(), parked: map[*conn]struct{}{}}
 	e.srv = &fasthttp.Server{
 		Handler:       e.handle,
 		ErrorHandler:  e.handleError,
@@ -132,16 +145,49 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 	return e
 }
 
+// defaultLinger: a connection busy enough to send its next request within
+// this time stays inside fasthttp; one idle longer is parked.
+const defaultLinger = 50 * time.Millisecond
+
+// errParked ends fasthttp's ServeConn on an idle keep-alive connection
+// without closing it: fasthttp treats an error before the first byte of a
+// next request as the end of a keep-alive connection, releases its
+// buffers and request context, and calls Close, which a parked conn
+// ignores.
+var errParked = errors.New("keep-alive connection parked")
+
 // conn is the connection fasthttp serves: it carries the pipeline's view
 // of the connection to the handler (ctx.Conn()), and puts the framing
 // gate between the connection and fasthttp's parser.
+//
+// Idle keep-alive connections are parked (issue 8, memory): fasthttp with
+// StreamRequestBody keeps a read buffer of ReadBufferSize (the header
+// cap, 64 KiB by default) for the whole life of a connection, and the
+// goroutine that served a request (or did the handshake) keeps the stack
+// it grew. So a connection that stays idle past Linger leaves fasthttp
+// (errParked), and a fresh goroutine with a small stack waits for its next
+// byte, which is handed back to fasthttp (pending) on a new ServeConn.
 type conn struct {
 	net.Conn
+	e    *Engine
 	pc   *pipeline.Conn
 	gate gate
 	// reported is set once the gate's refusal has been answered and
 	// audited.
 	reported bool
+
+	done func()
+	// armed: a request was handled since the connection was (re)attached,
+	// so a read at a message boundary is the wait for the next one.
+	armed bool
+	// parking: fasthttp's ServeConn is ending because the connection is
+	// parked; Close must leave it open.
+	parking bool
+	// readDeadline is the deadline fasthttp set (the idle timeout while
+	// waiting for a next request); the parked wait keeps it.
+	readDeadline time.Time
+	pending      byte
+	hasPending   bool
 }
 
 // Read gives fasthttp only bytes the gate passed; after a refusal it
@@ -151,7 +197,29 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.gate.err != nil {
 		return 0, c.gate.err
 	}
-	n, err := c.Conn.Read(p)
+	var n int
+	var err error
+	switch {
+	case c.hasPending:
+		p[0], c.hasPending, n = c.pending, false, 1
+	case c.armed && c.gate.idle():
+		// fasthttp waits for the next request: for Linger, then park.
+		c.armed = false
+		dl := c.readDeadline
+		ld := time.Now().Add(c.e.opts.Linger)
+		if !dl.IsZero() && !ld.Before(dl) {
+			n, err = c.Conn.Read(p)
+			break
+		}
+		c.Conn.SetReadDeadline(ld)
+		n, err = c.Conn.Read(p)
+		if n == 0 && isTimeout(err) {
+			c.parking = true
+			return 0, errParked
+		}
+	default:
+		n, err = c.Conn.Read(p)
+	}
 	if n > 0 && !c.gate.opaque {
 		k, ferr := c.gate.feed(p[:n])
 		if ferr != nil {
@@ -164,21 +232,95 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func (c *conn) SetReadDeadline(t time.Time) error {
+	c.readDeadline = t
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *conn) SetDeadline(t time.Time) error {
+	c.readDeadline = t
+	return c.Conn.SetDeadline(t)
+}
+
+// Close closes the connection, unless it is being parked.
+func (c *conn) Close() error {
+	if c.parking {
+		return nil
+	}
+	return c.Conn.Close()
+}
+
 // ServeConn serves HTTP/1.1 on c until it closes; c is closed on return.
-func (e *Engine) ServeConn(c net.Conn, pc *pipeline.Conn) error {
-	cn := &conn{Conn: c, pc: pc, gate: gate{maxHead: e.opts.MaxHeaderBytes}}
-	err := e.srv.ServeConn(cn)
-	if cn.gate.err != nil && !cn.reported {
+func (e *Engine) ServeConn(c net.Conn, pc *pipeline.Conn) {
+	done := make(chan struct{})
+	e.Serve(c, pc, func() { close(done) })
+	<-done
+}
+
+// Serve serves HTTP/1.1 on c, which has just been handshaken, and calls
+// done once c is closed. It returns at once: the connection is served on
+// goroutines of its own, a fresh one after every idle period, so that an
+// idle connection holds only a small stack.
+func (e *Engine) Serve(c net.Conn, pc *pipeline.Conn, done func()) {
+	cn := &conn{Conn: c, e: e, pc: pc, gate: gate{maxHead: e.opts.MaxHeaderBytes}, done: done}
+	// fasthttp's ReadTimeout bounds the wait for a new connection's
+	// first byte; the wait is ours now.
+	cn.readDeadline = time.Now().Add(e.opts.ReadHeaderTimeout)
+	e.park(cn)
+}
+
+// park waits for c's next byte on a fresh goroutine, outside fasthttp.
+func (e *Engine) park(c *conn) {
+	e.mu.Lock()
+	if e.draining.Load() {
+		e.mu.Unlock()
+		c.Conn.Close()
+		c.done()
+		return
+	}
+	e.parked[c] = struct{}{}
+	e.mu.Unlock()
+	go e.wake(c)
+}
+
+// wake waits for the first byte of c's next request (under the deadline
+// fasthttp set: the idle timeout, or the header timeout of a new
+// connection), then serves it with fasthttp until c closes or is parked
+// again.
+func (e *Engine) wake(c *conn) {
+	var b [1]byte
+	c.Conn.SetReadDeadline(c.readDeadline)
+	n, _ := c.Conn.Read(b[:])
+	e.mu.Lock()
+	delete(e.parked, c)
+	draining := e.draining.Load()
+	e.mu.Unlock()
+	if n == 0 || draining {
+		// Closed, timed out, or shutting down while idle: close
+		// silently, as fasthttp does with an idle connection.
+		c.Conn.Close()
+		c.done()
+		return
+	}
+	c.pending, c.hasPending = b[0], true
+	c.armed, c.parking = false, false
+	e.srv.ServeConn(c)
+	if c.parking {
+		c.parking = false
+		e.park(c)
+		return
+	}
+	if c.gate.err != nil && !c.reported {
 		// fasthttp closed without an answer (the refused bytes began a
 		// request after the last one it served): the record still says
 		// what was refused.
 		rv := emptyView{}
-		ex := e.p.Begin(pc, rv)
-		ex.Refuse(&pipeline.Refusal{Status: cn.gate.err.Status, Reason: cn.gate.err.Error() + " (connection closed)"})
+		ex := e.p.Begin(c.pc, rv)
+		ex.Refuse(&pipeline.Refusal{Status: c.gate.err.Status, Reason: c.gate.err.Error() + " (connection closed)"})
 		ex.Finish(0, 0, "")
 		ex.Release()
 	}
-	return err
+	c.done()
 }
 
 // emptyView is the request view of bytes that never became a request.
@@ -195,7 +337,12 @@ func (emptyView) VisitHeaders(pipeline.HeaderVisitor) {}
 // closes idle connections, and waits for in-flight requests and tunnels
 // until ctx is done.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
 	e.draining.Store(true)
+	for c := range e.parked {
+		c.Conn.Close() // its wake sees the error and finishes it
+	}
+	e.mu.Unlock()
 	err := e.srv.ShutdownWithContext(ctx)
 	done := make(chan struct{})
 	go func() { e.tunnels.Wait(); close(done) }()
@@ -256,6 +403,10 @@ func (e *Engine) handle(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, 500, "internal error", "")
 		}
 	}()
+	if cn := gateOf(ctx); cn != nil {
+		// The wait for the next request may park the connection.
+		defer func() { cn.armed = true }()
+	}
 	rv := requestView{ctx}
 	if v, ok := ctx.UserValue(exKey{}).(*pipeline.Exchange); ok {
 		ex = v

@@ -255,6 +255,12 @@ func (g *gate) grow(i, n int) (int, *FramingError) {
 	return 0, nil
 }
 
+// idle reports whether the gate is between messages with nothing of the
+// next one seen: the connection may be parked.
+func (g *gate) idle() bool {
+	return g.err == nil && !g.opaque && g.st == sLineStart && g.blank == 0
+}
+
 func (g *gate) inHead() bool {
 	return g.st <= sHeadEndLF
 }
