@@ -150,6 +150,10 @@ type trackedConn struct {
 	refused atomic.Bool
 }
 
+// NetConn returns the accepted connection (the HTTP/1.1 engine waits on
+// its socket while a keep-alive connection is idle).
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
 // Lingering bounds for a refused handshake.
 const (
 	lingerTime  = 500 * time.Millisecond

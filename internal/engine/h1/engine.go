@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -147,7 +148,7 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 
 // defaultLinger: a connection busy enough to send its next request within
 // this time stays inside fasthttp; one idle longer is parked.
-const defaultLinger = 50 * time.Millisecond
+const defaultLinger = 20 * time.Millisecond
 
 // errParked ends fasthttp's ServeConn on an idle keep-alive connection
 // without closing it: fasthttp treats an error before the first byte of a
@@ -188,6 +189,10 @@ type conn struct {
 	readDeadline time.Time
 	pending      byte
 	hasPending   bool
+	idleAfter    bool // parked after a request (not right after the handshake)
+	// raw is the socket under the TLS connection (nil if unknown): a
+	// connection parked after a request waits on it without reading.
+	raw syscall.RawConn
 }
 
 // Read gives fasthttp only bytes the gate passed; after a refusal it
@@ -263,10 +268,32 @@ func (e *Engine) ServeConn(c net.Conn, pc *pipeline.Conn) {
 // idle connection holds only a small stack.
 func (e *Engine) Serve(c net.Conn, pc *pipeline.Conn, done func()) {
 	cn := &conn{Conn: c, e: e, pc: pc, gate: gate{maxHead: e.opts.MaxHeaderBytes}, done: done}
+	if canWaitReadable {
+		cn.raw = rawConnOf(c)
+	}
 	// fasthttp's ReadTimeout bounds the wait for a new connection's
 	// first byte; the wait is ours now.
 	cn.readDeadline = time.Now().Add(e.opts.ReadHeaderTimeout)
 	e.park(cn)
+}
+
+// rawConnOf finds the socket under c (through crypto/tls and the
+// gateway's wrappers, which expose NetConn).
+func rawConnOf(c net.Conn) syscall.RawConn {
+	for range 4 {
+		if sc, ok := c.(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				return raw
+			}
+			return nil
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
 }
 
 // park waits for c's next byte on a fresh goroutine, outside fasthttp.
@@ -290,7 +317,15 @@ func (e *Engine) park(c *conn) {
 func (e *Engine) wake(c *conn) {
 	var b [1]byte
 	c.Conn.SetReadDeadline(c.readDeadline)
-	n, _ := c.Conn.Read(b[:])
+	n := 0
+	// After a request, crypto/tls holds at most part of a record (the
+	// read that parked the connection went to the socket and timed out),
+	// so the socket's readiness is the next request's. Right after the
+	// handshake the first request may already be buffered in crypto/tls:
+	// that wait is a read.
+	if c.raw == nil || !c.idleAfter || waitReadable(c.raw) {
+		n, _ = c.Conn.Read(b[:])
+	}
 	e.mu.Lock()
 	delete(e.parked, c)
 	draining := e.draining.Load()
@@ -306,7 +341,7 @@ func (e *Engine) wake(c *conn) {
 	c.armed, c.parking = false, false
 	e.srv.ServeConn(c)
 	if c.parking {
-		c.parking = false
+		c.parking, c.idleAfter = false, true
 		e.park(c)
 		return
 	}
