@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gatehouse/gatehouse/internal/identity"
@@ -71,35 +74,107 @@ func NewRefusedVerification(p *Policy, err error) *Verification {
 // without a certificate.
 func (v *Verification) LimitKey() string { return v.keys.Key("") }
 
-// NewVerification renders id's headers and audit strings under p.
+// NewVerification renders id's headers and audit strings under p. The
+// rendering depends only on the certificates and p, and many connections
+// present the same certificate, so it is done once per certificate (and
+// chain, for RFC 9440) and policy: the strings are shared, which saves
+// the handshake the work and each connection the memory (the XFCC value,
+// a URL-encoded PEM certificate, is the largest per-connection string).
+// Verification itself is never cached: it runs on every handshake.
 func NewVerification(p *Policy, id *identity.Identity) *Verification {
 	v := &Verification{Policy: p, ID: id}
 	if id == nil {
 		return v
 	}
+	key := renderKey(p, id)
+	r := p.renders.get(key)
+	if r == nil {
+		r = render(p, id)
+		p.renders.put(key, r)
+	}
+	v.Headers = r.headers
+	v.subject, v.serial, v.issuer = r.subject, r.serial, r.issuer
+	v.spiffe, v.fingerprint, v.sans = r.spiffe, r.fingerprint, r.sans
+	v.keys = r.keys
+	return v
+}
+
+// rendered is what a Verification carries about a certificate.
+type rendered struct {
+	headers                                      [][2]string
+	subject, serial, issuer, spiffe, fingerprint string
+	sans                                         []string
+	keys                                         ratelimit.IdentityKeys
+}
+
+func render(p *Policy, id *identity.Identity) *rendered {
+	r := &rendered{}
 	if p.XFCC {
-		v.Headers = append(v.Headers, [2]string{"X-Forwarded-Client-Cert", identity.XFCC(id)})
+		r.headers = append(r.headers, [2]string{"X-Forwarded-Client-Cert", identity.XFCC(id)})
 	}
 	if p.RFC9440 {
 		cert, chain := identity.RFC9440(id)
-		v.Headers = append(v.Headers, [2]string{"Client-Cert", cert})
+		r.headers = append(r.headers, [2]string{"Client-Cert", cert})
 		if chain != "" {
-			v.Headers = append(v.Headers, [2]string{"Client-Cert-Chain", chain})
+			r.headers = append(r.headers, [2]string{"Client-Cert-Chain", chain})
 		}
 	}
-	v.subject = id.Subject()
-	v.issuer = id.IssuerName()
-	v.serial = id.Serial()
-	v.fingerprint = id.Fingerprint()
-	v.sans = SANList(id)
-	v.keys = ratelimit.KeysOf(id)
+	r.subject = id.Subject()
+	r.issuer = id.IssuerName()
+	r.serial = id.Serial()
+	r.fingerprint = id.Fingerprint()
+	r.sans = SANList(id)
+	r.keys = ratelimit.KeysOf(id)
 	for _, u := range id.URIs() {
 		if u != nil && u.Scheme == "spiffe" {
-			v.spiffe = u.String()
+			r.spiffe = u.String()
 			break
 		}
 	}
-	return v
+	return r
+}
+
+// renderKey identifies what render reads: the leaf (its SHA-256), and,
+// when the RFC 9440 chain header is rendered, the rest of the chain.
+func renderKey(p *Policy, id *identity.Identity) [32]byte {
+	if !p.RFC9440 || len(id.Chain) < 2 {
+		return id.FingerprintSHA256
+	}
+	h := sha256.New()
+	h.Write(id.FingerprintSHA256[:])
+	for _, c := range id.Chain[1:] {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
+		h.Write(n[:])
+		h.Write(c.Raw)
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// renderCacheSize bounds the cache: beyond it, it starts over.
+const renderCacheSize = 1024
+
+// renderCache maps render keys to what was rendered, for one policy.
+type renderCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*rendered
+}
+
+func (c *renderCache) get(k [32]byte) *rendered {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[k]
+}
+
+func (c *renderCache) put(k [32]byte, r *rendered) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= renderCacheSize {
+		c.m = make(map[[32]byte]*rendered)
+	}
+	c.m[k] = r
 }
 
 // SANList returns the leaf's SANs as typed strings ("URI:...", "DNS:...").

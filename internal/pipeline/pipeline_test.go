@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -339,5 +340,47 @@ func BenchmarkDecide(b *testing.B) {
 		ex.WriteHeaders(r, &s)
 		ex.Finish(200, 512, "")
 		ex.Release()
+	}
+}
+
+// The rendered identity headers are cached per certificate (and chain,
+// for RFC 9440): the same certificate gets the same strings, another
+// certificate or another chain never gets a cached one.
+func TestVerificationRenderCache(t *testing.T) {
+	root := testpki.NewRoot(t, "Root")
+	interA := root.Intermediate(t, "Issuing A")
+	interB := root.Intermediate(t, "Issuing B")
+	a := interA.Leaf(t, testpki.LeafOptions{CN: "client-a"})
+	b := interA.Leaf(t, testpki.LeafOptions{CN: "client-b"})
+	pol := pipeline.NewPolicy(&pipeline.Policy{XFCC: true, RFC9440: true})
+	header := func(v *pipeline.Verification, name string) string {
+		for _, h := range v.Headers {
+			if h[0] == name {
+				return h[1]
+			}
+		}
+		return ""
+	}
+	va1 := pipeline.NewVerification(pol, identity.New(a.Chain))
+	va2 := pipeline.NewVerification(pol, identity.New(a.Chain))
+	vb := pipeline.NewVerification(pol, identity.New(b.Chain))
+	if x := header(va1, "X-Forwarded-Client-Cert"); x == "" || x != header(va2, "X-Forwarded-Client-Cert") {
+		t.Fatalf("same certificate, different XFCC: %q", x)
+	}
+	if !strings.Contains(header(va1, "X-Forwarded-Client-Cert"), "client-a") ||
+		!strings.Contains(header(vb, "X-Forwarded-Client-Cert"), "client-b") {
+		t.Fatal("XFCC names the wrong certificate")
+	}
+	if va1.ID == va2.ID {
+		t.Fatal("verifications share an identity")
+	}
+	// The same leaf presented with another chain: its own chain header.
+	other := append([]*x509.Certificate{a.Cert}, interB.Cert)
+	vo := pipeline.NewVerification(pol, identity.New(other))
+	if header(vo, "Client-Cert-Chain") == header(va1, "Client-Cert-Chain") {
+		t.Fatal("another chain got the cached Client-Cert-Chain")
+	}
+	if header(vo, "Client-Cert") != header(va1, "Client-Cert") {
+		t.Fatal("same leaf, different Client-Cert")
 	}
 }

@@ -54,6 +54,9 @@ type Policy struct {
 	// Guard holds the limits (URL, header and query bounds; rate limits,
 	// in-flight bounds) of this configuration. If nil, none apply.
 	Guard *guard.Guard
+
+	// renders caches what NewVerification renders per certificate.
+	renders renderCache
 }
 
 // Route is a provisioned route.
