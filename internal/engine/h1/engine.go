@@ -52,6 +52,9 @@ const bufferedBody = 64 << 10
 
 var bodyBufs = sync.Pool{New: func() any { b := make([]byte, bufferedBody); return &b }}
 
+// copyBufs relay small response bodies.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
+
 // bufferedResponse is the largest response with a Content-Length read
 // whole from the backend before the status goes out (so a backend that
 // fails mid-body still gets a clean 502); larger or unframed ones stream.
@@ -179,8 +182,10 @@ type conn struct {
 
 	done func()
 	// armed: a request was handled since the connection was (re)attached,
-	// so a read at a message boundary is the wait for the next one.
-	armed bool
+	// so a read deadline set at a message boundary is fasthttp's wait for
+	// the next one; lingering: that wait runs under the linger deadline.
+	armed     bool
+	lingering bool
 	// parking: fasthttp's ServeConn is ending because the connection is
 	// parked; Close must leave it open.
 	parking bool
@@ -207,18 +212,12 @@ func (c *conn) Read(p []byte) (int, error) {
 	switch {
 	case c.hasPending:
 		p[0], c.hasPending, n = c.pending, false, 1
-	case c.armed && c.gate.idle():
-		// fasthttp waits for the next request: for Linger, then park.
-		c.armed = false
-		dl := c.readDeadline
-		ld := time.Now().Add(c.e.opts.Linger)
-		if !dl.IsZero() && !ld.Before(dl) {
-			n, err = c.Conn.Read(p)
-			break
-		}
-		c.Conn.SetReadDeadline(ld)
+	case c.lingering && c.gate.idle():
+		// fasthttp waits for the next request under the linger deadline
+		// (SetReadDeadline): when it passes, park.
+		c.lingering = false
 		n, err = c.Conn.Read(p)
-		if n == 0 && isTimeout(err) {
+		if n == 0 && isTimeout(err) && time.Now().Before(c.readDeadline) {
 			c.parking = true
 			return 0, errParked
 		}
@@ -237,13 +236,26 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// SetReadDeadline records fasthttp's deadline. When fasthttp sets it to
+// wait for a next request (a request was handled, the gate is between
+// messages), the connection gets the earlier linger deadline instead:
+// one deadline change per request, not two. fasthttp sets its header
+// deadline again as soon as the first byte arrives.
 func (c *conn) SetReadDeadline(t time.Time) error {
 	c.readDeadline = t
+	c.lingering = false
+	if c.armed && c.gate.idle() {
+		c.armed = false
+		if ld := time.Now().Add(c.e.opts.Linger); t.IsZero() || ld.Before(t) {
+			c.lingering = true
+			return c.Conn.SetReadDeadline(ld)
+		}
+	}
 	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *conn) SetDeadline(t time.Time) error {
-	c.readDeadline = t
+	c.readDeadline, c.lingering = t, false
 	return c.Conn.SetDeadline(t)
 }
 
@@ -338,7 +350,7 @@ func (e *Engine) wake(c *conn) {
 		return
 	}
 	c.pending, c.hasPending = b[0], true
-	c.armed, c.parking = false, false
+	c.armed, c.lingering, c.parking = false, false, false
 	e.srv.ServeConn(c)
 	if c.parking {
 		c.parking, c.idleAfter = false, true
@@ -654,8 +666,14 @@ func (e *Engine) respond(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, bresp 
 	case cl >= 0 && cl <= bufferedResponse:
 		// Read before the status goes out: a backend that dies here
 		// still gets the client a clean 502.
-		w := ctx.Response.BodyWriter()
-		n, err := io.CopyN(w, stream, int64(cl))
+		// Through a pooled buffer: io.CopyN would allocate one per
+		// response.
+		buf := copyBufs.Get().(*[]byte)
+		n, err := io.CopyBuffer(ctx.Response.BodyWriter(), &io.LimitedReader{R: stream, N: int64(cl)}, *buf)
+		copyBufs.Put(buf)
+		if err == nil && n < int64(cl) {
+			err = io.ErrUnexpectedEOF
+		}
 		if err != nil {
 			closeWithError(stream, err)
 			fasthttp.ReleaseResponse(bresp)
