@@ -242,6 +242,11 @@ func (c *conn) Read(p []byte) (int, error) {
 // one deadline change per request, not two. fasthttp sets its header
 // deadline again as soon as the first byte arrives.
 func (c *conn) SetReadDeadline(t time.Time) error {
+	if c.gate.opaque {
+		// A tunnel (or an Upgrade request's end): never parked, and its
+		// two copy goroutines set deadlines concurrently.
+		return c.Conn.SetReadDeadline(t)
+	}
 	c.readDeadline = t
 	c.lingering = false
 	if c.armed && c.gate.idle() {
@@ -255,6 +260,9 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *conn) SetDeadline(t time.Time) error {
+	if c.gate.opaque {
+		return c.Conn.SetDeadline(t)
+	}
 	c.readDeadline, c.lingering = t, false
 	return c.Conn.SetDeadline(t)
 }
