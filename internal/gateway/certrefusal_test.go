@@ -1,9 +1,6 @@
 package gateway
 
 import (
-	"crypto/x509"
-	"encoding/pem"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,19 +17,7 @@ func TestRefusedCertificateAnsweredInHTTP(t *testing.T) {
 	requireCurl(t)
 	p := newPKI(t)
 	be := newBackend(t)
-	// The openssl tutorial recipe: x509 -req without -extfile, no EKU.
-	der, err := x509.MarshalPKCS8PrivateKey(p.inter.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testpki.WriteFile(t, p.dir+"/inter-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	p.inter.WriteCert(t, p.dir, "inter.pem")
-	mustRun(t, p.dir, "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-		"-keyout", "bare-key.pem", "-out", "bare.csr", "-subj", "/CN=openssl-client")
-	mustRun(t, p.dir, "openssl", "x509", "-req", "-in", "bare.csr", "-CA", "inter.pem", "-CAkey", "inter-key.pem",
-		"-CAcreateserial", "-out", "bare-leaf.pem", "-days", "1")
-	leaf, _ := os.ReadFile(p.dir + "/bare-leaf.pem")
-	testpki.WriteFile(t, p.dir+"/bare.pem", append(leaf, p.inter.CertPEM()...))
+	opensslRecipeCert(t, p, "bare", "openssl-client")
 	foreign := p.foreign.Client(t, "foreign-client")
 	foreign.Write(t, p.dir, "foreign")
 	expired := p.inter.Leaf(t, testpki.LeafOptions{CN: "expired", NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})

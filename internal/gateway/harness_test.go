@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"github.com/gatehouse/gatehouse/internal/identity"
@@ -271,4 +273,27 @@ func mustLoad(t testing.TB, path string) *config.File {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// opensslRecipeCert makes a client certificate as the openssl tutorials do
+// (`openssl x509 -req` without -extfile: no extensions at all), signed by
+// p's intermediate, and writes NAME.pem (leaf + intermediate) and
+// NAME-key.pem into p.dir.
+func opensslRecipeCert(t *testing.T, p *pkiSet, name, cn string) {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(p.inter.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testpki.WriteFile(t, p.dir+"/inter-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	p.inter.WriteCert(t, p.dir, "inter.pem")
+	mustRun(t, p.dir, "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", name+"-key.pem", "-out", name+".csr", "-subj", "/CN="+cn)
+	mustRun(t, p.dir, "openssl", "x509", "-req", "-in", name+".csr", "-CA", "inter.pem", "-CAkey", "inter-key.pem",
+		"-CAcreateserial", "-out", name+"-leaf.pem", "-days", "1")
+	leaf, err := os.ReadFile(p.dir + "/" + name + "-leaf.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testpki.WriteFile(t, p.dir+"/"+name+".pem", append(leaf, p.inter.CertPEM()...))
 }

@@ -4,13 +4,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -143,23 +141,12 @@ func TestOpenSSLRecipeCertificate(t *testing.T) {
 	requireCurl(t)
 	p := newPKI(t)
 	be := newBackend(t)
-	der, err := x509.MarshalPKCS8PrivateKey(p.inter.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testpki.WriteFile(t, p.dir+"/inter-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	p.inter.WriteCert(t, p.dir, "inter.pem")
-	mustRun(t, p.dir, "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-		"-keyout", "c-key.pem", "-out", "c.csr", "-subj", "/CN=openssl-client")
-	mustRun(t, p.dir, "openssl", "x509", "-req", "-in", "c.csr", "-CA", "inter.pem", "-CAkey", "inter-key.pem",
-		"-CAcreateserial", "-out", "c.pem", "-days", "1")
-	leaf, _ := os.ReadFile(p.dir + "/c.pem")
-	testpki.WriteFile(t, p.dir+"/c-chain.pem", append(leaf, p.inter.CertPEM()...))
+	opensslRecipeCert(t, p, "c", "openssl-client")
 
 	curl := func(g *gw) (string, error) {
 		_, port, _ := strings.Cut(g.addr, ":")
 		return run(t, p.dir, "curl", "-sS", "--resolve", "localhost:"+port+":127.0.0.1", "--cacert", "ca.pem",
-			"--cert", "c-chain.pem", "--key", "c-key.pem", "-o", "/dev/null", "-w", "%{http_code}", "https://localhost:"+port+"/x")
+			"--cert", "c.pem", "--key", "c-key.pem", "-o", "/dev/null", "-w", "%{http_code}", "https://localhost:"+port+"/x")
 	}
 	yaml := baseConfig(p, be.URL, "")
 	g := startGateway(t, p.dir, yaml)

@@ -1,30 +1,12 @@
 package pipeline
 
-// equalFold reports whether name equals lower (lower case, "-" form),
-// comparing ASCII case-insensitively and reading "_" as "-", as backends
-// that fold header names into environment variables do.
-func equalFold(name, lower string) bool {
-	return len(name) == len(lower) && hasFoldedPrefix(name, lower)
-}
+import "github.com/gatehouse/gatehouse/internal/sanitize"
 
-func hasFoldedPrefix(name, prefix string) bool {
-	if len(name) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := name[i]
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
-			c = '-'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
-}
+// equalFold and hasFoldedPrefix compare header names as backends read them
+// (ASCII case-insensitively, "_" as "-"); see sanitize.FoldedEqual.
+func equalFold(name, lower string) bool { return sanitize.FoldedEqual(name, lower) }
+
+func hasFoldedPrefix(name, prefix string) bool { return sanitize.HasFoldedPrefix(name, prefix) }
 
 // hopByHop are request headers that describe one connection, or framing
 // and values gatehouse sets itself; they are never copied to the backend

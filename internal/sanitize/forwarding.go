@@ -73,6 +73,17 @@ func isIdentity[T string | []byte](name T) bool {
 	return false
 }
 
+// FoldedEqual reports whether name equals lower (lower case, "-" form),
+// comparing ASCII case-insensitively and reading "_" as "-", as backends
+// that fold header names into environment variables do.
+func FoldedEqual(name, lower string) bool {
+	return len(name) == len(lower) && foldedPrefix(name, lower)
+}
+
+// HasFoldedPrefix reports whether name starts with prefix (lower case, "-"
+// form) under the same folding as FoldedEqual.
+func HasFoldedPrefix(name, prefix string) bool { return foldedPrefix(name, prefix) }
+
 // foldedPrefix reports whether name, lower-cased (ASCII) with "_" read as
 // "-", starts with prefix, which is lower case in "-" form.
 func foldedPrefix[T string | []byte](name T, prefix string) bool {
