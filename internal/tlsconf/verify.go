@@ -2,11 +2,15 @@ package tlsconf
 
 import (
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/keypolicy"
@@ -159,8 +163,47 @@ func (v *Verifier) checkUsage(leaf *x509.Certificate, chains [][]*x509.Certifica
 			return refuse(leaf, CodeBadSPIFFEID, fmt.Errorf("URI SAN %q is not a SPIFFE ID: a SPIFFE ID has no query or fragment", u))
 		}
 	}
+	// net/url drops an empty fragment ("spiffe://td/x#"), so the parsed
+	// URIs above cannot show it: read the URI SANs as the certificate
+	// holds them.
+	if raw := rawSPIFFEWithQueryOrFragment(leaf); raw != "" {
+		return refuse(leaf, CodeBadSPIFFEID, fmt.Errorf("URI SAN %q is not a SPIFFE ID: a SPIFFE ID has no query or fragment", raw))
+	}
 	return nil
 }
+
+// rawSPIFFEWithQueryOrFragment returns the first URI SAN of c, as encoded,
+// that has the spiffe scheme and holds "?" or "#"; "" when there is none or
+// the extension cannot be read (crypto/x509 already parsed it).
+func rawSPIFFEWithQueryOrFragment(c *x509.Certificate) string {
+	for _, ext := range c.Extensions {
+		if !ext.Id.Equal(oidSubjectAltName) {
+			continue
+		}
+		in := cryptobyte.String(ext.Value)
+		var names cryptobyte.String
+		if !in.ReadASN1(&names, cbasn1.SEQUENCE) {
+			return ""
+		}
+		for !names.Empty() {
+			var name cryptobyte.String
+			var tag cbasn1.Tag
+			if !names.ReadAnyASN1(&name, &tag) {
+				return ""
+			}
+			if tag != cbasn1.Tag(6).ContextSpecific() { // uniformResourceIdentifier [6] IA5String
+				continue
+			}
+			v := string(name)
+			if len(v) >= 7 && strings.EqualFold(v[:7], "spiffe:") && strings.ContainsAny(v, "?#") {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // chainAllowsClientAuth applies RFC 5280's EKU nesting as crypto/x509 does:
 // every CA above the leaf that carries an EKU extension names clientAuth

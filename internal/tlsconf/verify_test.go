@@ -10,6 +10,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"math/big"
 	"net/url"
 	"strings"
@@ -136,6 +138,10 @@ func TestVerifyOrderAndCodes(t *testing.T) {
 		{"SPIFFE ID with query", chain(certWith(t, inter, p256(), func(c *x509.Certificate) {
 			c.URIs = []*url.URL{{Scheme: "spiffe", Host: "example.com", Path: "/billing", RawQuery: "x=1"}}
 		}), inter), CodeBadSPIFFEID},
+		// net/url drops an empty "#": only the raw SAN shows it.
+		{"SPIFFE ID with an empty fragment", chain(certWith(t, inter, p256(), rawURISAN("spiffe://example.com/billing#")), inter), CodeBadSPIFFEID},
+		{"SPIFFE ID with an empty query", chain(certWith(t, inter, p256(), rawURISAN("spiffe://example.com/billing?")), inter), CodeBadSPIFFEID},
+		{"SPIFFE ID, raw", chain(certWith(t, inter, p256(), rawURISAN("spiffe://example.com/billing")), inter), ""},
 		{"SPIFFE ID", chain(certWith(t, inter, p256(), func(c *x509.Certificate) {
 			c.URIs = []*url.URL{{Scheme: "spiffe", Host: "example.com", Path: "/billing"}}
 		}), inter), ""},
@@ -249,5 +255,18 @@ func TestReasonCodeOfRevocation(t *testing.T) {
 	}
 	if c := ReasonCode(nil); c != "" {
 		t.Errorf("nil: %q", c)
+	}
+}
+
+// rawURISAN sets the certificate's subjectAltName to one URI, encoded byte
+// for byte as given (crypto/x509 would re-serialize a url.URL).
+func rawURISAN(uri string) func(*x509.Certificate) {
+	return func(c *x509.Certificate) {
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(uri)) })
+		})
+		c.URIs = nil
+		c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: oidSubjectAltName, Value: b.BytesOrPanic()})
 	}
 }
