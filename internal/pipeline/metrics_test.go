@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,20 +19,5 @@ func BenchmarkDecideMetrics(b *testing.B) {
 	for _, rt := range f.p.Policy().Routes {
 		rt.Metrics = f.p.Metrics.Route(rt.Name)
 	}
-	c := f.conn("api.example.com", f.client)
-	r := get("/billing/orders/12345?expand=items",
-		[2]string{"Accept", "application/json"}, [2]string{"User-Agent", "bench"}, [2]string{"Authorization", "Bearer abc"})
-	var s sink
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		ex := f.p.Begin(c, r)
-		if rf := ex.Decide(ctx, r); rf != nil {
-			b.Fatal(rf.Reason)
-		}
-		s = s[:0]
-		ex.WriteHeaders(r, &s)
-		ex.Finish(200, 512, "")
-		ex.Release()
-	}
+	benchAllowedPath(b, f)
 }
