@@ -39,6 +39,15 @@ func FuzzCRLHeader(f *testing.F) {
 			}
 			return
 		}
+		if !tbsElementsWellFormed(der) {
+			// crypto/x509 stops reading the TBSCertList after the
+			// fields it knows and ignores what follows, even bytes
+			// that are no DER element; gatehouse refuses them.
+			if err == nil {
+				t.Fatal("withoutEntries accepted a TBSCertList with bytes that are no DER element")
+			}
+			return
+		}
 		if err != nil {
 			t.Fatalf("crypto/x509 parses the CRL, withoutEntries does not: %v", err)
 		}
@@ -67,4 +76,22 @@ func exactCertificateList(der []byte) bool {
 		outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) &&
 		outer.ReadASN1Element(&alg, cbasn1.SEQUENCE) &&
 		outer.ReadASN1Element(&sig, cbasn1.BIT_STRING) && outer.Empty()
+}
+
+// tbsElementsWellFormed reports whether the TBSCertList of der (an exact
+// CertificateList) is a SEQUENCE of nothing but whole DER elements.
+func tbsElementsWellFormed(der []byte) bool {
+	in := cryptobyte.String(der)
+	var outer, tbs cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) {
+		return false
+	}
+	for !tbs.Empty() {
+		var el cryptobyte.String
+		var tag cbasn1.Tag
+		if !tbs.ReadAnyASN1Element(&el, &tag) {
+			return false
+		}
+	}
+	return true
 }
