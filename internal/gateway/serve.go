@@ -102,6 +102,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	expCtx, stopExp := context.WithCancel(ctx)
 	defer stopExp()
 	go s.watchExpiry(expCtx, 12*time.Hour)
+	startReclaimer(expCtx)
 
 	var serveErr error
 	select {
