@@ -304,8 +304,11 @@ func (r *Report) computeGrade() {
 		warn("the chain is not in order")
 	}
 	for _, c := range r.MTLS {
-		if c.Status == Fail {
+		switch c.Status {
+		case Fail:
 			warn("mTLS: %s: %s", c.Name, c.Detail)
+		case Inconclusive:
+			warn("mTLS: %s: inconclusive: %s", c.Name, c.Detail)
 		}
 	}
 	if len(g.Warnings) > 0 {

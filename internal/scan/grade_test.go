@@ -108,6 +108,9 @@ func TestGradeCaps(t *testing.T) {
 		{"mTLS failure", func(r *Report) {
 			r.MTLS = []Check{{ID: "self_signed", Name: "self-signed certificate refused", Status: Fail, Detail: "accepted"}}
 		}, "A-", "mTLS: self-signed"},
+		{"mTLS inconclusive", func(r *Report) {
+			r.MTLS = []Check{{ID: "no_cert", Name: "no certificate refused", Status: Inconclusive, Detail: "no answer in the handshake: timeout"}}
+		}, "A-", "mTLS: no certificate refused: inconclusive"},
 		{"untrusted", func(r *Report) { r.Certificates.Trusted, r.Certificates.TrustError = false, "unknown authority" }, "T", "not trusted"},
 		{"name mismatch", func(r *Report) { r.Certificates.NameMatch = false }, "M", "does not match"},
 		{"score below A", func(r *Report) {

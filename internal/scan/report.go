@@ -127,6 +127,10 @@ const (
 	Warn       Status = "warn"
 	Info       Status = "info"
 	NotApplied Status = "n/a"
+	// Inconclusive: the check could not tell. The connection was not
+	// made, or the server timed out, reset or closed it without an
+	// alert, which shows no refusal of the client. Never a pass.
+	Inconclusive Status = "inconclusive"
 )
 
 // HTTPResult is what an HTTP request after the handshake showed.

@@ -288,7 +288,7 @@ func (s *scanner) serverChain(ctx context.Context, r *Report) ([]*x509.Certifica
 			}
 		}
 		// Resumption: a second handshake with the session just cached.
-		if h.alert == "" {
+		if h.alert == "" && h.afterErr == nil {
 			h2 := &handshake{}
 			cfg2 := s.tlsConfig(s.opts.ClientCert, nil, h2)
 			cfg2.ClientSessionCache = cfg.ClientSessionCache
@@ -339,6 +339,10 @@ func (s *scanner) mtls(ctx context.Context, r *Report) {
 	}
 	none := s.outcome(ctx, nil)
 	if none.certReq == nil {
+		if ans, how := none.answer(); ans == noAnswer {
+			add("requested", "client certificate requested", Inconclusive, "could not tell: "+how)
+			return
+		}
 		add("requested", "client certificate requested", Info, "the server does not request a client certificate")
 		return
 	}
@@ -352,10 +356,12 @@ func (s *scanner) mtls(ctx context.Context, r *Report) {
 	}
 	add("requested", "client certificate requested", Info, detail)
 
-	refused, how := none.refused()
+	ans, how := none.answer()
 	switch {
-	case refused:
+	case ans == refused:
 		add("no_cert", "no certificate refused", Pass, how)
+	case ans == noAnswer:
+		add("no_cert", "no certificate refused", Inconclusive, how)
 	case s.opts.RequireClientCert:
 		add("no_cert", "no certificate refused", Fail, how+" without a certificate, but the configuration requires one")
 	default:
@@ -399,9 +405,12 @@ func (s *scanner) mtls(ctx context.Context, r *Report) {
 		return
 	}
 	good := s.outcome(ctx, s.opts.ClientCert)
-	if refused, how := good.refused(); refused {
+	switch ans, how := good.answer(); ans {
+	case refused:
 		add("valid_cert", "given certificate accepted", Fail, how)
-	} else {
+	case noAnswer:
+		add("valid_cert", "given certificate accepted", Inconclusive, how)
+	default:
 		add("valid_cert", "given certificate accepted", Pass, how)
 	}
 	st, how := s.resumption(ctx)
@@ -419,6 +428,9 @@ func (s *scanner) resumption(ctx context.Context) (Status, string) {
 	cfg.ClientSessionCache = cache
 	s.dialTLS(ctx, cfg, full, s.opts.HTTP, "", false)
 	if full.err != nil {
+		if ans, how := full.answer(); ans == noAnswer {
+			return Inconclusive, "full handshake with the certificate: " + how
+		}
 		return Fail, "full handshake with the certificate failed: " + full.err.Error()
 	}
 	// The resumed handshake offers no certificate: if the server asks
@@ -428,8 +440,11 @@ func (s *scanner) resumption(ctx context.Context) (Status, string) {
 	cfg2.ClientSessionCache = cache
 	s.dialTLS(ctx, cfg2, again, s.opts.HTTP, "", false)
 	if !again.resumed {
-		if refused, _ := again.refused(); refused {
+		switch ans, how := again.answer(); ans {
+		case refused:
 			return Pass, "the server does not resume client-authenticated sessions (a full handshake is required)"
+		case noAnswer:
+			return Inconclusive, "no resumption; the new handshake without a certificate: " + how
 		}
 		return Info, "no resumption; the new handshake without a certificate was not refused"
 	}
@@ -439,23 +454,28 @@ func (s *scanner) resumption(ctx context.Context) (Status, string) {
 		}
 		return Pass, fmt.Sprintf("resumed; answered %s as the full handshake", again.http.Status)
 	}
-	if refused, how := again.refused(); refused {
+	switch ans, how := again.answer(); ans {
+	case refused:
 		return Warn, "resumed, then " + how
+	case noAnswer:
+		return Inconclusive, "resumed, then " + how
 	}
 	return Pass, "resumed with the session of the verified certificate"
 }
 
-// judgeRefusal is Pass when the server refused the client, else Fail; Warn
-// when no connection was made, as that is no evidence of a refusal.
+// judgeRefusal is Pass when the server refused the client, Fail when it
+// accepted it, and Inconclusive when no connection was made or the server
+// went silent (timeout, reset, close without an alert): that is no
+// evidence of a refusal.
 func judgeRefusal(h *handshake) (Status, string) {
-	if h.dialErr != nil {
-		return Warn, "not tested: could not connect: " + h.dialErr.Error()
-	}
-	if refused, how := h.refused(); refused {
+	switch ans, how := h.answer(); ans {
+	case refused:
 		return Pass, how
+	case noAnswer:
+		return Inconclusive, how
+	default:
+		return Fail, how
 	}
-	_, how := h.refused()
-	return Fail, how
 }
 
 // httpChecks reads HSTS and tests the SNI/Host mismatch.

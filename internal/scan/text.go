@@ -245,7 +245,7 @@ func (p *printer) status(s Status) string {
 		col = green
 	case Fail:
 		col = red
-	case Warn:
+	case Warn, Inconclusive:
 		col = yellow
 	}
 	label := fmt.Sprintf("%-4s", string(s))

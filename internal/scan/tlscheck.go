@@ -11,12 +11,14 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -44,6 +46,10 @@ type handshake struct {
 	httpErr error
 	conn    *tls.Conn
 	resumed bool
+	// afterErr is how the connection ended, without an alert, while
+	// waiting for the TLS 1.3 post-handshake alert (nil when the wait
+	// timed out quietly: the server kept the connection open).
+	afterErr error
 	// dialErr is why no connection was made: then h says nothing about
 	// what the server would have done with the client.
 	dialErr error
@@ -121,7 +127,7 @@ func (s *scanner) dialTLS(ctx context.Context, cfg *tls.Config, h *handshake, re
 	if _, err := tc.Read(b[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		h.alert = alertFrom(err)
 		if h.alert == "" {
-			h.alert = "connection closed"
+			h.afterErr = err
 		}
 	}
 	tc.SetReadDeadline(time.Time{})
@@ -154,23 +160,59 @@ func alertFrom(err error) string {
 	return ""
 }
 
-// refused reports whether the server refused the client in h, and how.
-func (h *handshake) refused() (bool, string) {
+// answer is what one handshake showed about the server's treatment of
+// the client it was given.
+type answer int
+
+const (
+	// accepted: the handshake completed and nothing refused the client.
+	accepted answer = iota
+	// refused: the server said no: an alert in or right after the
+	// handshake, or an HTTP refusal status.
+	refused
+	// noAnswer: the connection was not made, or the server timed out,
+	// reset or closed it without an alert. A server that does that to
+	// every client is not shown to refuse unauthorized ones, so this is
+	// never counted as a refusal.
+	noAnswer
+)
+
+// answer reports what the server did with the client in h, and how.
+func (h *handshake) answer() (answer, string) {
 	switch {
+	case h.dialErr != nil:
+		return noAnswer, "not tested: could not connect: " + h.dialErr.Error()
 	case h.err != nil && h.alert != "":
-		return true, "refused in the handshake (" + h.alert + ")"
+		return refused, "refused in the handshake (" + h.alert + ")"
 	case h.err != nil:
-		return true, "handshake failed: " + h.err.Error()
+		return noAnswer, "no answer in the handshake: " + silence(h.err)
 	case h.alert != "":
-		return true, "refused after the handshake (" + h.alert + ")"
+		return refused, "refused after the handshake (" + h.alert + ")"
+	case h.afterErr != nil:
+		return noAnswer, "no answer after the handshake: " + silence(h.afterErr)
 	case h.http != nil && (h.http.StatusCode == 400 || h.http.StatusCode == 401 || h.http.StatusCode == 403 || h.http.StatusCode == 495 || h.http.StatusCode == 496):
-		return true, fmt.Sprintf("handshake accepted, HTTP request refused (%s)", h.http.Status)
+		return refused, fmt.Sprintf("handshake accepted, HTTP request refused (%s)", h.http.Status)
 	case h.http != nil:
-		return false, fmt.Sprintf("accepted (HTTP %s)", h.http.Status)
+		return accepted, fmt.Sprintf("accepted (HTTP %s)", h.http.Status)
 	case h.httpErr != nil:
-		return true, "no HTTP answer: " + h.httpErr.Error()
+		return noAnswer, "no HTTP answer: " + silence(h.httpErr)
 	}
-	return false, "handshake accepted"
+	return accepted, "handshake accepted"
+}
+
+// silence names how a connection ended without an alert: "timeout",
+// "connection reset", "connection closed", or the error itself.
+func silence(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return "connection closed"
+	}
+	return err.Error()
 }
 
 // mintSelfSigned returns a self-signed client certificate.
