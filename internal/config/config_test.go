@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"strings"
 	"testing"
@@ -102,6 +103,23 @@ func TestCipherSuite(t *testing.T) {
 		_, err := CipherSuite(name)
 		if err == nil || !strings.Contains(err.Error(), why) {
 			t.Errorf("%s: err = %v, want it to mention %q", name, err, why)
+		}
+	}
+}
+
+// The OpenSSL names allowed come from the one suite table (suitenames):
+// exactly those of the six suites gatehouse serves.
+func TestCipherSuiteOpenSSLNames(t *testing.T) {
+	want := "ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-ECDSA-CHACHA20-POLY1305, " +
+		"ECDHE-RSA-AES128-GCM-SHA256, ECDHE-RSA-AES256-GCM-SHA384, ECDHE-RSA-CHACHA20-POLY1305"
+	_, err := CipherSuite("NO-SUCH-SUITE")
+	if err == nil || !strings.HasSuffix(err.Error(), "(allowed: "+want+")") {
+		t.Errorf("err = %v, want the allowed list %s", err, want)
+	}
+	for _, name := range strings.Split(want, ", ") {
+		id, err := CipherSuite(name)
+		if err != nil || tls.CipherSuiteName(id) == "" || !strings.HasPrefix(tls.CipherSuiteName(id), "TLS_ECDHE_") {
+			t.Errorf("%s = %#04x (%s), %v", name, id, tls.CipherSuiteName(id), err)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/sanitize"
+	"github.com/gatehouse/gatehouse/internal/suitenames"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 )
 
@@ -321,15 +322,19 @@ func NormalizeHost(h string) string {
 	return strings.TrimSuffix(strings.ToLower(h), ".")
 }
 
-// OpenSSL names of the TLS 1.2 suites gatehouse serves (tlsconf.Suites12).
-var secureSuites = map[string]uint16{
-	"ECDHE-ECDSA-AES128-GCM-SHA256": tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	"ECDHE-RSA-AES128-GCM-SHA256":   tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	"ECDHE-ECDSA-AES256-GCM-SHA384": tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	"ECDHE-RSA-AES256-GCM-SHA384":   tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	"ECDHE-ECDSA-CHACHA20-POLY1305": tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	"ECDHE-RSA-CHACHA20-POLY1305":   tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-}
+// OpenSSL names of the TLS 1.2 suites gatehouse serves (tlsconf.Suites12),
+// from the one suite name table.
+var secureSuites = func() map[string]uint16 {
+	m := map[string]uint16{}
+	for _, id := range tlsconf.Suites12 {
+		n, ok := suitenames.ByID(id)
+		if !ok {
+			panic(fmt.Sprintf("config: suite %#04x of tlsconf.Suites12 has no OpenSSL name in suitenames", id))
+		}
+		m[n.OpenSSL] = id
+	}
+	return m
+}()
 
 // CipherSuite resolves a TLS 1.2 suite name, in IANA/Go form
 // (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) or OpenSSL form
