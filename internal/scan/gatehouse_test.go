@@ -131,6 +131,10 @@ func TestGatehouse(t *testing.T) {
 	if len(r.Groups) == 0 || r.Groups[0] != "X25519MLKEM768" {
 		t.Errorf("groups %v, want X25519MLKEM768 first", r.Groups)
 	}
+	// A P-256 key in TLS 1.3 signs with ecdsa_secp256r1_sha256 only.
+	if len(r.SignatureAlgorithms13) != 1 || r.SignatureAlgorithms13[0] != "ecdsa_secp256r1_sha256" {
+		t.Errorf("TLS 1.3 signature algorithms %v, want [ecdsa_secp256r1_sha256]", r.SignatureAlgorithms13)
+	}
 	for _, p := range r.Protocols {
 		for _, s := range p.Suites {
 			if !s.AEAD || !s.FS {

@@ -134,6 +134,10 @@ func TestModernNginx(t *testing.T) {
 	if !slices.Contains(r.Groups, "x25519") {
 		t.Errorf("groups %v", r.Groups)
 	}
+	// An RSA key in TLS 1.3 signs with RSA-PSS only.
+	if want := []string{"rsa_pss_rsae_sha256", "rsa_pss_rsae_sha384", "rsa_pss_rsae_sha512"}; !slices.Equal(r.SignatureAlgorithms13, want) {
+		t.Errorf("TLS 1.3 signature algorithms %v, want %v", r.SignatureAlgorithms13, want)
+	}
 	if c := check(r, "requested"); c == nil || c.Detail != "the server does not request a client certificate" {
 		t.Errorf("requested: %+v", c)
 	}

@@ -109,7 +109,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 func (s *scanner) run(ctx context.Context) (*Report, error) {
 	start := s.now()
 	r := &Report{Schema: SchemaVersion, Target: s.opts.Addr, ServerName: s.opts.ServerName, Started: start.UTC(),
-		Groups: []string{}, SignatureAlgorithms: []string{}, MTLS: []Check{}, Errors: []string{}}
+		Groups: []string{}, SignatureAlgorithms: []string{}, SignatureAlgorithms13: []string{}, MTLS: []Check{}, Errors: []string{}}
 	// Reachability first: a target that does not answer TCP fails fast.
 	c, release, err := s.p.dialRaw(ctx)
 	if err != nil {
@@ -213,8 +213,8 @@ func (s *scanner) protocol(ctx context.Context, p *Protocol) error {
 	return nil
 }
 
-// keyExchange finds the groups, the TLS 1.2 signature algorithms and the
-// DH prime size.
+// keyExchange finds the groups, the TLS 1.2 and 1.3 signature algorithms
+// and the DH prime size.
 func (s *scanner) keyExchange(ctx context.Context, r *Report) {
 	var groups []uint16
 	if r.offered(VersionTLS13) {
@@ -223,6 +223,13 @@ func (s *scanner) keyExchange(ctx context.Context, r *Report) {
 			s.addError(r, err)
 		}
 		groups = g
+		algs, err := s.p.sigAlgs13(ctx)
+		if err != nil {
+			s.addError(r, err)
+		}
+		for _, a := range algs {
+			r.SignatureAlgorithms13 = append(r.SignatureAlgorithms13, SigAlgName(a))
+		}
 	}
 	if v, suites := r.bestLegacy(); v != 0 {
 		for _, g := range s.p.groups12(ctx, v, suites) {

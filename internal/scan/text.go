@@ -110,6 +110,9 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 	if len(r.SignatureAlgorithms) > 0 {
 		p.kv("Signature algs", strings.Join(r.SignatureAlgorithms, ", "))
 	}
+	if len(r.SignatureAlgorithms13) > 0 {
+		p.kv("Signature algs TLS 1.3", strings.Join(r.SignatureAlgorithms13, ", "))
+	}
 	if r.DHBits > 0 {
 		p.kv("DH prime", fmt.Sprintf("%d bits", r.DHBits))
 	}

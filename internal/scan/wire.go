@@ -60,6 +60,7 @@ const (
 	extSupportedGroups   = 10
 	extPointFormats      = 11
 	extSignatureAlgs     = 13
+	extSignatureAlgsCert = 50
 	extHeartbeat         = 15
 	extALPN              = 16
 	extExtendedMaster    = 23
@@ -137,6 +138,7 @@ type clientHello struct {
 	compression    []byte // nil means [null]
 	groups         []uint16
 	sigAlgs        []uint16
+	sigAlgsCert    []uint16 // signature_algorithms_cert; nil to omit
 	versions       []uint16 // supported_versions; nil to omit
 	keyShareX25519 bool     // send an X25519 key share (else an empty key_share with versions)
 	renegInfo      bool
@@ -235,6 +237,15 @@ func (h *clientHello) addExtensions(b *cryptobyte.Builder) {
 		ext(extSignatureAlgs, func(b *cryptobyte.Builder) {
 			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
 				for _, s := range h.sigAlgs {
+					b.AddUint16(s)
+				}
+			})
+		})
+	}
+	if len(h.sigAlgsCert) > 0 {
+		ext(extSignatureAlgsCert, func(b *cryptobyte.Builder) {
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+				for _, s := range h.sigAlgsCert {
 					b.AddUint16(s)
 				}
 			})
