@@ -128,8 +128,8 @@ func TestModernNginx(t *testing.T) {
 	if !r.offered(VersionTLS13) || !r.offered(VersionTLS12) || r.offered(VersionTLS11) {
 		t.Errorf("protocols: %+v", r.Protocols)
 	}
-	if r.DHBits != 2048 {
-		t.Errorf("DH bits = %d, want 2048 (ffdhe2048)", r.DHBits)
+	if r.DHBits != 2048 || r.DHCommonPrime != "RFC 7919 ffdhe2048" {
+		t.Errorf("DH bits = %d, common prime %q, want 2048 (ffdhe2048)", r.DHBits, r.DHCommonPrime)
 	}
 	if !slices.Contains(r.Groups, "x25519") {
 		t.Errorf("groups %v", r.Groups)

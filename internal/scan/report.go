@@ -28,6 +28,9 @@ type Report struct {
 	SignatureAlgorithms13 []string `json:"signature_algorithms_tls13"`
 	// DHBits is the size of the server's DHE prime (0 when no DHE suite).
 	DHBits int `json:"dh_bits"`
+	// DHCommonPrime names the published group (RFC 2409, 3526 or 7919)
+	// whose prime the server uses, "" for none (or no DHE).
+	DHCommonPrime string `json:"dh_common_prime,omitempty"`
 
 	Certificates Certificates `json:"certificates"`
 	Behaviour    Behaviour    `json:"behaviour"`

@@ -251,7 +251,7 @@ func (s *scanner) keyExchange(ctx context.Context, r *Report) {
 		if len(dhe) > 0 {
 			res, err := s.p.hello(ctx, s.p.baseHello(v, dhe), true, false)
 			if err == nil && res.kx != nil {
-				r.DHBits = res.kx.dhBits
+				r.DHBits, r.DHCommonPrime = res.kx.dhBits, commonPrime(res.kx.dhP)
 			}
 		}
 	}

@@ -114,7 +114,11 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 		p.kv("Signature algs TLS 1.3", strings.Join(r.SignatureAlgorithms13, ", "))
 	}
 	if r.DHBits > 0 {
-		p.kv("DH prime", fmt.Sprintf("%d bits", r.DHBits))
+		dh := fmt.Sprintf("%d bits", r.DHBits)
+		if r.DHCommonPrime != "" {
+			dh += ", common prime (" + r.DHCommonPrime + ")"
+		}
+		p.kv("DH prime", dh)
 	}
 
 	p.section("Protocol details")

@@ -252,16 +252,24 @@ func (r *Report) inferredVulns() []Vuln {
 	} else {
 		add("freak", "FREAK", "CVE-2015-0204", NotVulnerable, "probed", "no RSA export suite accepted")
 	}
-	// Logjam: DHE export suites or a weak DH group.
+	// Logjam: DHE export suites or a weak DH group. A common prime of
+	// 1024 bits or less is one a single precomputation breaks for every
+	// server that shares it (weakdh.org; testssl.sh calls it vulnerable).
+	common := ""
+	if r.DHCommonPrime != "" {
+		common = ", common prime (" + r.DHCommonPrime + ")"
+	}
 	switch e := with(func(s Suite) bool { return s.Export && (s.Kx == "DHE" || s.Kx == "DH") }, legacy...); {
 	case len(e) > 0:
 		add("logjam", "Logjam", "CVE-2015-4000", Vulnerable, "probed", "DHE export suites accepted: "+list(e))
 	case r.DHBits > 0 && r.DHBits < 1024:
-		add("logjam", "Logjam", "CVE-2015-4000", Vulnerable, "probed", fmt.Sprintf("DH group of %d bits", r.DHBits))
+		add("logjam", "Logjam", "CVE-2015-4000", Vulnerable, "probed", fmt.Sprintf("DH group of %d bits%s", r.DHBits, common))
+	case r.DHBits > 0 && r.DHBits <= 1024 && common != "":
+		add("logjam", "Logjam", "CVE-2015-4000", Vulnerable, "probed", fmt.Sprintf("DH group of %d bits%s: precomputable", r.DHBits, common))
 	case r.DHBits > 0 && r.DHBits < 2048:
-		add("logjam", "Logjam", "CVE-2015-4000", Exposed, "probed", fmt.Sprintf("DH group of %d bits (below 2048)", r.DHBits))
+		add("logjam", "Logjam", "CVE-2015-4000", Exposed, "probed", fmt.Sprintf("DH group of %d bits (below 2048)%s", r.DHBits, common))
 	case r.DHBits > 0:
-		add("logjam", "Logjam", "CVE-2015-4000", NotVulnerable, "probed", fmt.Sprintf("no DHE export suites; DH group of %d bits", r.DHBits))
+		add("logjam", "Logjam", "CVE-2015-4000", NotVulnerable, "probed", fmt.Sprintf("no DHE export suites; DH group of %d bits%s", r.DHBits, common))
 	default:
 		add("logjam", "Logjam", "CVE-2015-4000", NotVulnerable, "probed", "no DHE export suites, no DHE key exchange")
 	}

@@ -413,6 +413,7 @@ func parseCertificateMsg(body []byte) ([][]byte, error) {
 type keyExchange struct {
 	group  uint16 // ECDHE named curve
 	dhBits int    // DHE prime size
+	dhP    []byte // DHE prime, big-endian
 	sigAlg uint16 // TLS 1.2 signature scheme
 }
 
@@ -437,7 +438,7 @@ func parseServerKeyExchange(body []byte, suite Suite, version uint16) (*keyExcha
 		for len(p) > 0 && p[0] == 0 {
 			p = p[1:]
 		}
-		kx.dhBits = len(p) * 8
+		kx.dhBits, kx.dhP = len(p)*8, append([]byte(nil), p...)
 		if len(p) > 0 {
 			for b := p[0]; b&0x80 == 0; b <<= 1 {
 				kx.dhBits--
