@@ -23,8 +23,8 @@ type Report struct {
 	// the server uses, in its order.
 	SignatureAlgorithms []string `json:"signature_algorithms"`
 	// SignatureAlgorithms13 are the schemes the server signs a TLS 1.3
-	// CertificateVerify with, each found by offering it alone; in the
-	// scanner's order (the server's cannot be seen without decrypting).
+	// CertificateVerify with, found by offering them a few at a time; in
+	// the scanner's order (the server's cannot be seen without decrypting).
 	SignatureAlgorithms13 []string `json:"signature_algorithms_tls13"`
 	// DHBits is the size of the server's DHE prime (0 when no DHE suite).
 	DHBits int `json:"dh_bits"`

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -116,5 +118,37 @@ func TestSigAlgs13NeedsX25519(t *testing.T) {
 	algs, err := p.sigAlgs13(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "not tested") {
 		t.Errorf("sigAlgs13 = %v, %v; want a not-tested error", algs, err)
+	}
+}
+
+// TestSigAlgs13Unchecked: a listener that answers every ClientHello with
+// the same TLS 1.3 ServerHello, whatever the signature schemes offered,
+// shows nothing about them: the probe must say so instead of listing
+// every scheme.
+func TestSigAlgs13Unchecked(t *testing.T) {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddUint8(hsServerHello)
+	b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) {
+		b.AddUint16(VersionTLS12)
+		b.AddBytes(make([]byte, 32)) // random
+		b.AddUint8(0)                // no session ID
+		b.AddUint16(0x1301)
+		b.AddUint8(0)
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			b.AddUint16(extSupportedVersions)
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint16(VersionTLS13) })
+			b.AddUint16(extKeyShare)
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+				b.AddUint16(0x001d)
+				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(make([]byte, 32)) })
+			})
+		})
+	})
+	hello := records(recordHandshake, VersionTLS12, b.BytesOrPanic())
+	addr := silentListener(t, func(c *net.TCPConn) { c.Write(hello) })
+	p := &prober{addr: addr, timeout: 2 * time.Second, sem: make(chan struct{}, 4), dial: (&net.Dialer{}).DialContext}
+	algs, err := p.sigAlgs13(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "does not check the offer") {
+		t.Errorf("sigAlgs13 = %v, %v; want an error saying the server does not check the offer", algs, err)
 	}
 }
