@@ -1,7 +1,6 @@
 package certsource
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -152,20 +151,6 @@ func LoadCAs(paths []string) (*x509.CertPool, []*x509.Certificate, error) {
 // derivation is weak; convert it with `openssl pkcs8 -topk8`.
 func ParsePrivateKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
 	return keystore.ParsePEM(data, passphrase)
-}
-
-// ReadPassphrase reads a passphrase file, dropping one trailing newline
-// (as `echo secret > file` writes). An empty passphrase is an error.
-func ReadPassphrase(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read passphrase file: %w", err)
-	}
-	b = bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
-	if len(b) == 0 {
-		return nil, fmt.Errorf("passphrase file %s is empty", path)
-	}
-	return b, nil
 }
 
 func publicKeyEqual(a, b crypto.PublicKey) bool {

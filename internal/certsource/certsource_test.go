@@ -140,18 +140,6 @@ func TestLoadCAs(t *testing.T) {
 	}
 }
 
-func TestReadPassphrase(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "pass")
-	testpki.WriteFile(t, p, []byte("secret\n"))
-	if b, err := ReadPassphrase(p); err != nil || string(b) != "secret" {
-		t.Fatalf("ReadPassphrase = %q, %v", b, err)
-	}
-	testpki.WriteFile(t, p, []byte("\n"))
-	if _, err := ReadPassphrase(p); err == nil {
-		t.Fatal("empty passphrase accepted")
-	}
-}
-
 // A damaged encrypted key is an error, not a panic in the decoder.
 func TestCorruptEncryptedKey(t *testing.T) {
 	der, err := pkcs8.MarshalPrivateKey(testpki.NewKey(t), []byte("pw"), nil)

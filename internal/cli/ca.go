@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/gatehouse/gatehouse/internal/secretfile"
 	"github.com/gatehouse/gatehouse/internal/units"
 )
 
@@ -59,7 +59,7 @@ func (f *caFlags) register(cmd *cobra.Command, withPassphrase bool) {
 	cmd.MarkFlagRequired("dir")
 	if withPassphrase {
 		cmd.Flags().StringVar(&f.passphraseFile, "passphrase-file", "",
-			"read the CA passphrase from the first line of this file (default: $"+passphraseEnv+", else ask on the terminal)")
+			"read the CA passphrase from this file, one line (default: $"+passphraseEnv+", else ask on the terminal)")
 	}
 }
 
@@ -107,18 +107,15 @@ func prompt(env *Env, f *os.File, msg string) ([]byte, error) {
 	return p, nil
 }
 
-// readSecretFile reads a passphrase or password from the first line of a
-// file, as openssl's -passin file: does.
+// readSecretFile reads a passphrase, password or token file by the one
+// rule every secret file follows (secretfile.Read); a file that holds no
+// usable secret is the user's input error (exit 2).
 func readSecretFile(path, what string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s file: %w", what, err)
+	b, err := secretfile.Read(path, what)
+	if errors.Is(err, secretfile.ErrContent) {
+		return nil, usageError(err)
 	}
-	line, _, _ := bufio.NewReader(bytes.NewReader(b)).ReadLine()
-	if len(line) == 0 {
-		return nil, usageError(fmt.Errorf("read %s file %s: the first line is empty", what, path))
-	}
-	return bytes.Clone(line), nil
+	return b, err
 }
 
 // parseDurationFlag parses a duration flag's value ("" is zero).

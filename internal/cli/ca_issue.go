@@ -123,9 +123,9 @@ Profiles: server (serverAuth, needs at least one --dns or --ip) and client
 	fl.StringVar(&validity, "validity", "", "validity, like 90d, 1y, 12h (default 90d, at most the CA's maximum)")
 	fl.StringVar(&out, "out", "", "output prefix: writes PREFIX.pem, PREFIX-key.pem (and PREFIX.p12) (required)")
 	fl.BoolVar(&p12, "p12", false, "also write PREFIX.p12 (needs --p12-password-file)")
-	fl.StringVar(&p12PasswordFile, "p12-password-file", "", "read the PKCS#12 password from the first line of this file")
+	fl.StringVar(&p12PasswordFile, "p12-password-file", "", "read the PKCS#12 password from this file (one line)")
 	fl.BoolVar(&p12Legacy, "p12-legacy", false, "encrypt PREFIX.p12 with legacy 3DES/SHA-1 for old keystores (Java < 12, Windows < 2019)")
-	fl.StringVar(&keyPassphraseFile, "key-passphrase-file", "", "encrypt PREFIX-key.pem with the passphrase on the first line of this file")
+	fl.StringVar(&keyPassphraseFile, "key-passphrase-file", "", "encrypt PREFIX-key.pem with the passphrase in this file (one line)")
 	fl.StringVar(&keyType, "key-type", string(pki.KeyECDSAP256), "key type: "+oneOf(keyTypeNames()...))
 	fl.BoolVar(&force, "force", false, "overwrite existing PREFIX.pem, PREFIX-key.pem and PREFIX.p12")
 	for _, name := range []string{"profile", "cn", "out"} {

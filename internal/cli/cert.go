@@ -127,10 +127,10 @@ The token is spent.`,
 	cf.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&token, "token", "", "the one-time token from 'gatehouse ca token'")
-	fl.StringVar(&tokenFile, "token-file", "", "read the token from the first line of this file")
+	fl.StringVar(&tokenFile, "token-file", "", "read the token from this file (one line, see docs/ca.md#secret-files)")
 	fl.StringVar(&out, "out", "", "output prefix: writes PREFIX.pem and PREFIX-key.pem (required)")
 	fl.StringVar(&kt, "key-type", string(pki.KeyECDSAP256), "key type: "+oneOf(keyTypeNames()...))
-	fl.StringVar(&passFile, "key-passphrase-file", "", "encrypt PREFIX-key.pem with the passphrase on the first line of this file")
+	fl.StringVar(&passFile, "key-passphrase-file", "", "encrypt PREFIX-key.pem with the passphrase in this file (one line)")
 	cmd.MarkFlagRequired("out")
 	return cmd
 }
@@ -199,7 +199,7 @@ Ctrl-C, or with exit 1 when the CA refuses for good (revoked, expired).`,
 	fl := cmd.Flags()
 	fl.StringVar(&certFile, "cert", "", "the certificate (chain PEM) to renew and rewrite (required)")
 	fl.StringVar(&keyFile, "key", "", "its key (PEM), rewritten with the new key (required)")
-	fl.StringVar(&passFile, "key-passphrase-file", "", "the key is encrypted with the passphrase on the first line of this file (the new key is too)")
+	fl.StringVar(&passFile, "key-passphrase-file", "", "the key is encrypted with the passphrase in this file (one line; the new key is too)")
 	fl.BoolVar(&keepKey, "keep-key", false, "renew for the current key instead of a new one")
 	fl.BoolVar(&daemon, "daemon", false, "keep running, renewing at two thirds of each certificate's lifetime")
 	fl.StringVar(&execCmd, "exec", "", "after each renewal, run this command with sh -c")

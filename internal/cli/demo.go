@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/pki/store"
+	"github.com/gatehouse/gatehouse/internal/secretfile"
 	"github.com/gatehouse/gatehouse/internal/serial"
 )
 
@@ -94,7 +95,7 @@ func prepareDemo(env *Env, dir string) error {
 		fmt.Fprintf(env.Stderr, "gatehouse demo: reusing the CA and certificates in %s\n", dir)
 		return nil
 	case err == nil:
-		pass, err := certsource.ReadPassphrase(passFile)
+		pass, err := secretfile.Read(passFile, "CA passphrase")
 		if err != nil {
 			return fmt.Errorf("demo: %s has a CA but no readable %s; remove the directory to start over: %w", dir, demoPassphraseFile, err)
 		}

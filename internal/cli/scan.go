@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/scan"
+	"github.com/gatehouse/gatehouse/internal/secretfile"
 )
 
 // ExitGradeBelow is scan's exit code when the grade is below --fail-below.
@@ -174,7 +175,7 @@ func optionsFromConfig(path string, opts *scan.Options) error {
 	for i, ck := range c.ServerTLS.Certificates {
 		var pass []byte
 		if ck.KeyPassphraseFile != "" {
-			if pass, err = certsource.ReadPassphrase(f.Resolve(ck.KeyPassphraseFile)); err != nil {
+			if pass, err = secretfile.Read(f.Resolve(ck.KeyPassphraseFile), "key passphrase"); err != nil {
 				return fmt.Errorf("%s: server_tls.certificates[%d]: %w", path, i, err)
 			}
 		}

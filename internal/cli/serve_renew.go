@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/gatehouse/gatehouse/internal/certsource"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pki/enroll"
+	"github.com/gatehouse/gatehouse/internal/secretfile"
 )
 
 // startRenewers starts one background renewer per served certificate and
@@ -48,7 +48,7 @@ func startRenewers(ctx context.Context, f *config.File, rl *reloader, log *slog.
 		}
 		var pass []byte
 		if ck.KeyPassphraseFile != "" {
-			if pass, err = certsource.ReadPassphrase(f.Resolve(ck.KeyPassphraseFile)); err != nil {
+			if pass, err = secretfile.Read(f.Resolve(ck.KeyPassphraseFile), "key passphrase"); err != nil {
 				return fmt.Errorf("%s.key_passphrase_file: %w", p.field, err)
 			}
 		}

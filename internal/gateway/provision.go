@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/guard"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 	"github.com/gatehouse/gatehouse/internal/revocation"
+	"github.com/gatehouse/gatehouse/internal/secretfile"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
@@ -84,7 +85,7 @@ func provision(f *config.File, env provisionEnv) (*snapshot, error) {
 		field := "server_tls.certificates[" + strconv.Itoa(i) + "]"
 		var pass []byte
 		if ck.KeyPassphraseFile != "" {
-			p, err := certsource.ReadPassphrase(f.Resolve(ck.KeyPassphraseFile))
+			p, err := secretfile.Read(f.Resolve(ck.KeyPassphraseFile), "key passphrase")
 			if err != nil {
 				fail(field+".key_passphrase_file", err)
 				continue

@@ -88,3 +88,25 @@ func FuzzParsePKCS11URI(f *testing.F) {
 		}
 	})
 }
+
+// pin reads pin-source by the shared secret-file rule, in every build.
+func TestPinSourceRule(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pin")
+	u := &PKCS11URI{Token: "t", ModulePath: "/m", PinSource: p}
+	for content, want := range map[string]string{"1234\n": "1234", "1234\r\n": "1234", "1234": "1234"} {
+		os.WriteFile(p, []byte(content), 0o600)
+		if got, err := u.pin(); err != nil || got != want {
+			t.Errorf("pin(%q) = %q, %v; want %q", content, got, err, want)
+		}
+	}
+	for content, want := range map[string]string{"1234\n5678\n": "has more than one line", "\n": "is empty"} {
+		os.WriteFile(p, []byte(content), 0o600)
+		got, err := u.pin()
+		if err == nil || !strings.Contains(err.Error(), "read PIN file "+p+": it "+want) || strings.Contains(err.Error(), "1234") {
+			t.Errorf("pin(%q) = %q, %v; want an error %q without the PIN", content, got, err, want)
+		}
+	}
+	if got, err := (&PKCS11URI{}).pin(); got != "" || err != nil {
+		t.Errorf("no pin-source: %q, %v", got, err)
+	}
+}

@@ -99,3 +99,35 @@ func TestPKCS11ErrorsHidePIN(t *testing.T) {
 		}
 	}
 }
+
+// The PIN file follows the rule of every secret file (secretfile.Read):
+// "\r\n" is a line ending, and a second line is refused even when the
+// first holds the right PIN, naming the file and not the PIN.
+func TestPKCS11PinFileRule(t *testing.T) {
+	tok := testhsm.Get(t)
+	if _, err := keystore.GeneratePKCS11(parse(t, tok.URI("pin-rule")), keystore.AlgECDSAP256); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	open := func(content string) (string, error) {
+		p := filepath.Join(dir, "pin")
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k, err := keystore.Open(strings.Replace(tok.URI("pin-rule"), tok.PinFile, p, 1), nil)
+		if err == nil {
+			k.Close()
+		}
+		return p, err
+	}
+	if _, err := open(tok.PIN + "\r\n"); err != nil {
+		t.Fatalf("PIN file with CRLF: %v", err)
+	}
+	p, err := open(tok.PIN + "\nold-pin\n")
+	if err == nil || !strings.Contains(err.Error(), "read PIN file "+p+": it has more than one line") {
+		t.Fatalf("two-line PIN file: %v", err)
+	}
+	if strings.Contains(err.Error(), tok.PIN) {
+		t.Fatalf("error carries the PIN: %v", err)
+	}
+}

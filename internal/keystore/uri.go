@@ -1,14 +1,13 @@
 package keystore
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/secretfile"
 )
 
 // PKCS11URI is an RFC 7512 PKCS#11 URI naming a key in a token, as
@@ -26,8 +25,8 @@ type PKCS11URI struct {
 	Object        string
 	ID            []byte
 	ModulePath    string
-	// PinSource is the path of the file whose first line is the PIN; empty
-	// for a token without login.
+	// PinSource is the path of the file holding the PIN (read by
+	// secretfile.Read); empty for a token without login.
 	PinSource string
 }
 
@@ -192,20 +191,15 @@ func (u *PKCS11URI) WithObject(object string) *PKCS11URI {
 	return &c
 }
 
-// pin reads the PIN from PinSource: the first line, without its newline.
-// Errors name the file, never its content.
+// pin reads the PIN from PinSource by the rule of every secret file
+// (secretfile.Read). Errors name the file, never its content.
 func (u *PKCS11URI) pin() (string, error) {
 	if u.PinSource == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(u.PinSource)
+	b, err := secretfile.Read(u.PinSource, "PIN")
 	if err != nil {
-		return "", fmt.Errorf("read PIN: %w", err)
+		return "", err
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	if len(line) == 0 {
-		return "", errors.New("read PIN: the first line of " + u.PinSource + " is empty")
-	}
-	return string(line), nil
+	return string(b), nil
 }
