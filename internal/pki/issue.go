@@ -110,7 +110,7 @@ func (ca *CA) leafTemplate(p Profile, cn string, validity time.Duration) (*x509.
 	}
 	now := ca.now()
 	t := &x509.Certificate{
-		NotBefore:             now.Add(-time.Minute), // tolerate a little clock skew
+		NotBefore:             now.Add(-leafBackdate), // tolerate a little clock skew
 		NotAfter:              now.Add(v),
 		ExtKeyUsage:           p.extKeyUsage(),
 		BasicConstraintsValid: true,
@@ -234,7 +234,9 @@ func (ca *CA) verifyLeaf(leaf *x509.Certificate) error {
 		inters.AddCert(c)
 	}
 	_, err := leaf.Verify(x509.VerifyOptions{
-		Roots: roots, Intermediates: inters, CurrentTime: leaf.NotBefore.Add(time.Minute),
+		// At issuance time (the backdate after NotBefore), which for a
+		// lifetime of two minutes or less is its middle.
+		Roots: roots, Intermediates: inters, CurrentTime: leaf.NotBefore.Add(min(leafBackdate, leaf.NotAfter.Sub(leaf.NotBefore)/2)),
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	var inv x509.CertificateInvalidError

@@ -29,6 +29,26 @@ type KeyRequest struct {
 	Emails []string
 	// Validity as in IssueRequest: zero means the profile's default.
 	Validity time.Duration
+	// Lifetime, if set, is the exact span from NotBefore to NotAfter, and
+	// Validity is ignored: renewal keeps the lifetime of the certificate it
+	// replaces. NotBefore lies a minute before now, as for every leaf, or
+	// half the lifetime (whole seconds) before now for a lifetime of two
+	// minutes or less; the part after now is checked against the profile's
+	// maximum as Validity is. If zero, Validity applies.
+	Lifetime time.Duration
+}
+
+// leafBackdate is how far before now a leaf's NotBefore lies, tolerating
+// a little clock skew between the CA and the certificate's users.
+const leafBackdate = time.Minute
+
+// lifetimeSplit divides an exact lifetime into the backdate before now and
+// the validity after it: the usual minute, but never more than half of a
+// short lifetime, so that a certificate of a minute or less still lasts
+// past now. Whole seconds, since X.509 times have no finer resolution.
+func lifetimeSplit(lifetime time.Duration) (backdate, validity time.Duration) {
+	backdate = min(leafBackdate, (lifetime / 2).Truncate(time.Second))
+	return backdate, lifetime - backdate
 }
 
 // SignKey issues a certificate for req.PublicKey with exactly the names in
@@ -39,9 +59,19 @@ func (ca *CA) SignKey(req KeyRequest) (*Issued, error) {
 	if req.PublicKey == nil {
 		return nil, fmt.Errorf("sign key for %q: no public key", cn)
 	}
-	tmpl, err := ca.leafTemplate(req.Profile, cn, req.Validity)
+	validity := req.Validity
+	if req.Lifetime < 0 {
+		return nil, fmt.Errorf("sign key for %q: lifetime %s is negative", cn, req.Lifetime)
+	}
+	if req.Lifetime > 0 {
+		_, validity = lifetimeSplit(req.Lifetime)
+	}
+	tmpl, err := ca.leafTemplate(req.Profile, cn, validity)
 	if err != nil {
 		return nil, fmt.Errorf("sign key for %q: %w", cn, err)
+	}
+	if req.Lifetime > 0 {
+		tmpl.NotBefore = tmpl.NotAfter.Add(-req.Lifetime)
 	}
 	tmpl.Subject = req.Subject
 	tmpl.Subject.ExtraNames = nil

@@ -423,7 +423,8 @@ func (s *Server) peer(r *http.Request) (*x509.Certificate, store.Record, error) 
 
 // renew issues a new certificate with the presented one's subject, SANs
 // and profile for the key in csr, whose names must be identical (RFC 7030
-// section 4.2.2). The validity is the old one's, bounded by the profile.
+// section 4.2.2). The lifetime is the old one's, bounded by the profile
+// (renewLifetime).
 func (s *Server) renew(r *http.Request, csr *x509.CertificateRequest, method string) (*pki.Issued, error) {
 	leaf, rec, err := s.peer(r)
 	if err != nil {
@@ -439,15 +440,14 @@ func (s *Server) renew(r *http.Request, csr *x509.CertificateRequest, method str
 	if err := sameNames(csr, leaf); err != nil {
 		return nil, fail(http.StatusForbidden, "the CSR must name the same subject and subject alternative names as the certificate being renewed", err)
 	}
-	_, max := s.ca.ProfileValidity(p)
-	validity := min(leaf.NotAfter.Sub(leaf.NotBefore)-time.Minute, max)
-	if validity <= 0 {
-		validity = 0
+	lifetime, err := s.renewLifetime(leaf, p)
+	if err != nil {
+		return nil, err
 	}
 	iss, err := s.ca.SignKey(pki.KeyRequest{
 		PublicKey: csr.PublicKey, Profile: p, Subject: leaf.Subject,
 		DNS: leaf.DNSNames, IPs: leaf.IPAddresses, URIs: leaf.URIs, Emails: leaf.EmailAddresses,
-		Validity: validity,
+		Lifetime: lifetime,
 	})
 	if err != nil {
 		return nil, signError(err)
@@ -459,6 +459,25 @@ func (s *Server) renew(r *http.Request, csr *x509.CertificateRequest, method str
 		}
 	}
 	return iss, nil
+}
+
+// renewLifetime is the lifetime (NotAfter - NotBefore) of the certificate
+// that renews leaf: exactly leaf's, never longer, and shortened to the
+// profile's maximum validity (plus the backdating every leaf has) when
+// the profile's limit has dropped since leaf was issued. A
+// certificate of a minute or less renews as one of the same length, never
+// as one of the profile's default lifetime.
+func (s *Server) renewLifetime(leaf *x509.Certificate, p pki.Profile) (time.Duration, error) {
+	lifetime := leaf.NotAfter.Sub(leaf.NotBefore)
+	if lifetime <= 0 {
+		return 0, failf(http.StatusForbidden, "certificate has no validity period to renew",
+			"serial %s: not_before %s is not before not_after %s", serial.Format(leaf.SerialNumber),
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	_, max := s.ca.ProfileValidity(p)
+	// The longest lifetime whose part after now (all but the backdate, see
+	// pki.KeyRequest.Lifetime) fits the maximum.
+	return min(lifetime, max+min(max, time.Minute)), nil
 }
 
 func sameNames(csr *x509.CertificateRequest, leaf *x509.Certificate) error {
