@@ -63,6 +63,7 @@ func newCertRequestCmd(env *Env) *cobra.Command {
 	var (
 		cf                                  clientFlags
 		token, tokenFile, out, kt, passFile string
+		force                               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "request --ca-url URL --root ca.pem --token T --out PREFIX",
@@ -70,7 +71,10 @@ func newCertRequestCmd(env *Env) *cobra.Command {
 		Long: `Generate a key, send a CSR with the names the token grants, and write
 PREFIX.pem (the certificate followed by the intermediates) and PREFIX-key.pem
 (PKCS#8, mode 0600; encrypted with --key-passphrase-file), both atomically.
-The token is spent.`,
+The token is spent. An existing PREFIX.pem or PREFIX-key.pem is not
+overwritten unless --force is given; the check runs before the token is
+sent, so a refused run leaves the token unspent. ('cert renew' replaces its
+own files, as it is meant to.)`,
 		Example: `  gatehouse cert request --ca-url https://ca.example.com:8443 --root ca.pem --token "$TOKEN" --out partner-a`,
 		Args:    cobra.NoArgs,
 		RunE: caRunE(func() error {
@@ -95,6 +99,9 @@ The token is spent.`,
 				}
 			}
 			if err := checkOutPrefix(out); err != nil {
+				return err
+			}
+			if err := checkTargets([]string{out + ".pem", out + "-key.pem"}, force); err != nil {
 				return err
 			}
 			c, err := cf.client()
@@ -131,6 +138,7 @@ The token is spent.`,
 	fl.StringVar(&out, "out", "", "output prefix: writes PREFIX.pem and PREFIX-key.pem (required)")
 	fl.StringVar(&kt, "key-type", string(pki.KeyECDSAP256), "key type: "+oneOf(keyTypeNames()...))
 	fl.StringVar(&passFile, "key-passphrase-file", "", "encrypt PREFIX-key.pem with the passphrase in this file (one line)")
+	fl.BoolVar(&force, "force", false, "overwrite existing PREFIX.pem and PREFIX-key.pem")
 	cmd.MarkFlagRequired("out")
 	return cmd
 }
