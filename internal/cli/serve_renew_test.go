@@ -173,7 +173,7 @@ routes:
 	if code != 0 || !strings.Contains(out, "OK") {
 		t.Fatalf("exit %d %s %s", code, out, errs)
 	}
-	want := "warning: " + cfg + ":4: server_tls.certificates[0].cert: the certificate lives 3m0s, shorter than client_auth.revocation.refresh (5m0s)"
+	want := "warning: " + cfg + ":4: server_tls.certificates[0].cert: the certificate lives 3m, shorter than client_auth.revocation.refresh (5m)"
 	if !strings.Contains(errs, want) {
 		t.Fatalf("stderr %q; want %q", errs, want)
 	}

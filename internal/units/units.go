@@ -58,8 +58,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	return total, nil
 }
 
-// FormatDuration formats d using the largest of y, d, h, m, s that divides
-// it exactly, falling back to Go's format.
+// FormatDuration formats d as ParseDuration reads it, as a person writes
+// it: in y or d when one divides it exactly, else Go's format without its
+// zero units ("15m", "2h", "1h30m", "1m30s", "500ms"; never "15m0s").
 func FormatDuration(d time.Duration) string {
 	switch {
 	case d == 0:
@@ -69,7 +70,15 @@ func FormatDuration(d time.Duration) string {
 	case d%Day == 0:
 		return strconv.FormatInt(int64(d/Day), 10) + "d"
 	}
-	return d.String()
+	s := d.String()
+	if d%time.Minute == 0 {
+		// "2h0m0s" -> "2h0m" -> "2h"; "15m0s" -> "15m".
+		s = strings.TrimSuffix(s, "0s")
+		if d%time.Hour == 0 {
+			s = strings.TrimSuffix(s, "0m")
+		}
+	}
+	return s
 }
 
 var sizeUnits = []struct {

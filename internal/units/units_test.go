@@ -32,7 +32,10 @@ func TestParseDuration(t *testing.T) {
 }
 
 func TestFormatDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{0: "0s", 2 * Year: "2y", 90 * Day: "90d", 90 * time.Minute: "1h30m0s"} {
+	for d, want := range map[time.Duration]string{0: "0s", 2 * Year: "2y", 90 * Day: "90d", 90 * time.Minute: "1h30m",
+		15 * time.Minute: "15m", 2 * time.Hour: "2h", 25 * time.Hour: "25h", time.Hour + 30*time.Second: "1h0m30s",
+		90 * time.Second: "1m30s", 500 * time.Millisecond: "500ms", 10 * time.Second: "10s", -15 * time.Minute: "-15m",
+		Day + 30*time.Minute: "24h30m", time.Minute + 500*time.Millisecond: "1m0.5s"} {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
