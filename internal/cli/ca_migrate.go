@@ -14,9 +14,10 @@ func newCAMigrateCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate --dir DIR --from sqlite --to postgres://USER@HOST/DB",
 		Short: "Move the CA's inventory from SQLite to PostgreSQL",
-		Long: `Copy every certificate, revocation and stored CRL, the CRL number and the
-change counter from DIR/inventory.db into an empty PostgreSQL database, check
-that the counts match, and point the CA (DIR/ca.json) at PostgreSQL. The
+		Long: `Copy every certificate, revocation and stored CRL, the CRL number, the
+change counter, the spent enrollment tokens (so none can be replayed) and the
+enrollment records from DIR/inventory.db into an empty PostgreSQL database,
+check that the counts match, and point the CA (DIR/ca.json) at PostgreSQL. The
 SQLite inventory is locked against 'ca issue' and 'ca revoke' meanwhile, and
 left in place afterwards as a backup that nothing reads any more. Needs no
 CA passphrase: nothing is signed.

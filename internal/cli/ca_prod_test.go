@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/pki/store"
 	"github.com/gatehouse/gatehouse/internal/testhsm"
 	"github.com/gatehouse/gatehouse/internal/testpg"
 )
@@ -42,12 +45,30 @@ func TestCAMigrateThenReplicas(t *testing.T) {
 	}
 	caMust(t, env, "ca", "revoke", "--dir", dir, "--serial", serials[0], "--reason", "superseded")
 	before := caMust(t, nil, "ca", "list", "--dir", dir, "--json")
+	// A token spent before the move (as `ca serve` spends one).
+	ctx := context.Background()
+	inv, err := store.OpenSQLite(ctx, filepath.Join(dir, "inventory.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.UseToken(ctx, "spent-before-move", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	inv.Close()
 
 	url := testpg.NewDB(t)
 	out := caMust(t, nil, "ca", "migrate", "--dir", dir, "--from", "sqlite", "--to", url)
-	if !strings.Contains(out, "3 certificates (1 revoked)") || !strings.Contains(out, "counts verified") {
+	if !strings.Contains(out, "3 certificates (1 revoked)") || !strings.Contains(out, "1 spent enrollment tokens") || !strings.Contains(out, "counts verified") {
 		t.Errorf("migrate output:\n%s", out)
 	}
+	pg, err := store.OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.UseToken(ctx, "spent-before-move", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrTokenUsed) {
+		t.Errorf("a token spent before the move, presented after it: %v; want ErrTokenUsed", err)
+	}
+	pg.Close()
 	if after := caMust(t, nil, "ca", "list", "--dir", dir, "--json"); after != before {
 		t.Errorf("inventory changed in the move:\nbefore %s\nafter  %s", before, after)
 	}
