@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/serial"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -43,4 +45,83 @@ func TestExpiryWarning(t *testing.T) {
 			t.Errorf("at %v: log lacks %q:\n%s", now, tc.want, logs.String())
 		}
 	}
+}
+
+// Each served certificate is warned about once per process, however often
+// the gateway reloads (a self-renewing certificate reloads at every
+// renewal), and once more when it has expired. A renewed certificate is a
+// new certificate and gets its own warning.
+func TestExpiryWarningOncePerCertificate(t *testing.T) {
+	p := newPKI(t)
+	cfg := filepath.Join(p.dir, "gatehouse.yaml")
+	testpki.WriteFile(t, cfg, []byte(baseConfig(p, "http://127.0.0.1:1", "")))
+	load := func() *config.File {
+		f, err := config.Load(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	logs := &expiryLog{}
+	clk := testpki.NewClock() // p.server expires in 24h: within the warning window
+	s, err := New(load(), Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The test intermediate expires with the leaf; count the leaf's lines.
+	count := func(msg string) int { return strings.Count(logs.String(), msg+`" certificate=0 role=leaf`) }
+	const soon, expired = "served certificate expires soon: renew it", "served certificate has expired: clients will refuse it"
+	for range 5 {
+		if err := s.Reload(load()); err != nil {
+			t.Fatal(err)
+		}
+		s.warnExpiring(s.snap.Load()) // the 12-hourly check
+	}
+	if n := count(soon); n != 1 {
+		t.Fatalf("%d 'expires soon' warnings after start, 5 reloads and 5 checks; want 1:\n%s", n, logs.String())
+	}
+
+	// A renewal: a new certificate in the same files, reloaded.
+	renewed := p.inter.Server(t, "localhost", "api.example.com", "other.example.com")
+	renewed.Write(t, p.dir, "server")
+	for range 3 {
+		if err := s.Reload(load()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(soon); n != 2 || !strings.Contains(logs.String(), serial.Format(renewed.Cert.SerialNumber)) {
+		t.Fatalf("%d 'expires soon' warnings after the renewal; want 2, the second for serial %s:\n%s", n,
+			serial.Format(renewed.Cert.SerialNumber), logs.String())
+	}
+
+	// Past its expiry: one more warning, not repeated.
+	clk.Add(renewed.Cert.NotAfter.Add(time.Hour).Sub(clk.Now()))
+	for range 3 {
+		s.warnExpiring(s.snap.Load())
+		if err := s.Reload(load()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, m := count(expired), count(soon); n != 1 || m != 2 {
+		t.Fatalf("%d 'has expired' and %d 'expires soon' warnings after expiry; want 1 and 2:\n%s", n, m, logs.String())
+	}
+}
+
+// expiryLog is a log sink safe for the gateway's goroutines.
+type expiryLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *expiryLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *expiryLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

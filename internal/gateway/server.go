@@ -48,6 +48,8 @@ type Server struct {
 
 	obs *observer // metrics, certificate inventory, reload record
 
+	expiry expiryWarned // expiry warnings already logged
+
 	h1Linger time.Duration
 }
 
