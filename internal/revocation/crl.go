@@ -134,6 +134,12 @@ func parseCRL(source string, data []byte, now time.Time) (*crlData, error) {
 // signature covers. crypto/x509 then decodes the header without
 // allocating one struct per entry; the layout is walked with cryptobyte,
 // nothing is decoded by hand.
+//
+// The TBSCertList must hold exactly its fields, in order: version?,
+// signature, issuer, thisUpdate, nextUpdate?, revokedCertificates?,
+// [0] crlExtensions?. crypto/x509 ignores whatever follows the fields it
+// knows; gatehouse refuses it, since with the entries left out a
+// SEQUENCE after them would take their place.
 func withoutEntries(der []byte) (stripped, tbs []byte, err error) {
 	input := cryptobyte.String(der)
 	var outer, tbsFull, tbsBody, sigAlg, sig cryptobyte.String
@@ -147,26 +153,43 @@ func withoutEntries(der []byte) (stripped, tbs []byte, err error) {
 	if !body.ReadASN1(&tbsBody, cbasn1.SEQUENCE) {
 		return nil, nil, errors.New("malformed TBSCertList")
 	}
+	var kept [6]cryptobyte.String
+	n := 0
+	field := func(required bool, tags ...cbasn1.Tag) bool {
+		for _, tag := range tags {
+			if tbsBody.PeekASN1Tag(tag) {
+				var el cryptobyte.String
+				if !tbsBody.ReadASN1Element(&el, tag) {
+					return false
+				}
+				kept[n] = el
+				n++
+				return true
+			}
+		}
+		return !required
+	}
+	extensions := cbasn1.Tag(0).Constructed().ContextSpecific()
+	ok := field(false, cbasn1.INTEGER) && // version
+		field(true, cbasn1.SEQUENCE) && // signature
+		field(true, cbasn1.SEQUENCE) && // issuer
+		field(true, cbasn1.UTCTime, cbasn1.GeneralizedTime) && // thisUpdate
+		field(false, cbasn1.UTCTime, cbasn1.GeneralizedTime) // nextUpdate
+	if ok && tbsBody.PeekASN1Tag(cbasn1.SEQUENCE) {
+		var entries cryptobyte.String
+		ok = tbsBody.ReadASN1Element(&entries, cbasn1.SEQUENCE) // left out
+	}
+	ok = ok && field(false, extensions)
+	if !ok {
+		return nil, nil, errors.New("malformed TBSCertList")
+	}
+	if !tbsBody.Empty() {
+		return nil, nil, errors.New("malformed TBSCertList: data after its last field")
+	}
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			// version?, signature, issuer, thisUpdate, nextUpdate?,
-			// revokedCertificates?, [0] crlExtensions?: the third
-			// SEQUENCE is the entry list.
-			seqs := 0
-			for !tbsBody.Empty() {
-				var el cryptobyte.String
-				var tag cbasn1.Tag
-				if !tbsBody.ReadAnyASN1Element(&el, &tag) {
-					b.SetError(errors.New("malformed TBSCertList element"))
-					return
-				}
-				if tag == cbasn1.SEQUENCE {
-					seqs++
-					if seqs == 3 {
-						continue
-					}
-				}
+			for _, el := range kept[:n] {
 				b.AddBytes(el)
 			}
 		})

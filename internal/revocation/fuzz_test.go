@@ -3,6 +3,7 @@ package revocation
 import (
 	"bytes"
 	"crypto/x509"
+	"regexp"
 	"testing"
 	"time"
 
@@ -39,12 +40,12 @@ func FuzzCRLHeader(f *testing.F) {
 			}
 			return
 		}
-		if !tbsElementsWellFormed(der) {
+		if !tbsExact(der) {
 			// crypto/x509 stops reading the TBSCertList after the
-			// fields it knows and ignores what follows, even bytes
-			// that are no DER element; gatehouse refuses them.
+			// fields it knows and ignores what follows; gatehouse
+			// refuses it.
 			if err == nil {
-				t.Fatal("withoutEntries accepted a TBSCertList with bytes that are no DER element")
+				t.Fatal("withoutEntries accepted a TBSCertList with data after its fields")
 			}
 			return
 		}
@@ -78,20 +79,37 @@ func exactCertificateList(der []byte) bool {
 		outer.ReadASN1Element(&sig, cbasn1.BIT_STRING) && outer.Empty()
 }
 
-// tbsElementsWellFormed reports whether the TBSCertList of der (an exact
-// CertificateList) is a SEQUENCE of nothing but whole DER elements.
-func tbsElementsWellFormed(der []byte) bool {
+// tbsExact reports whether the TBSCertList of der (an exact
+// CertificateList) is RFC 5280's fields and nothing else: its elements'
+// tags, in order, are INTEGER? SEQUENCE SEQUENCE Time Time? SEQUENCE?
+// [0]?, each element well formed.
+func tbsExact(der []byte) bool {
 	in := cryptobyte.String(der)
 	var outer, tbs cryptobyte.String
 	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) {
 		return false
 	}
+	var tags []byte
 	for !tbs.Empty() {
 		var el cryptobyte.String
 		var tag cbasn1.Tag
 		if !tbs.ReadAnyASN1Element(&el, &tag) {
 			return false
 		}
+		switch tag {
+		case cbasn1.INTEGER:
+			tags = append(tags, 'I')
+		case cbasn1.SEQUENCE:
+			tags = append(tags, 'S')
+		case cbasn1.UTCTime, cbasn1.GeneralizedTime:
+			tags = append(tags, 'T')
+		case cbasn1.Tag(0).Constructed().ContextSpecific():
+			tags = append(tags, 'E')
+		default:
+			tags = append(tags, '?')
+		}
 	}
-	return true
+	return tbsLayout.Match(tags)
 }
+
+var tbsLayout = regexp.MustCompile(`^I?SSTT?S?E?$`)
