@@ -51,6 +51,15 @@ var reclaimMetrics = []string{
 	"/memory/classes/heap/free:bytes",
 }
 
+// newMemSamples returns the runtime/metrics samples readMemSample reads.
+func newMemSamples() []metrics.Sample {
+	s := make([]metrics.Sample, len(reclaimMetrics))
+	for i, name := range reclaimMetrics {
+		s[i].Name = name
+	}
+	return s
+}
+
 func readMemSample(s []metrics.Sample) memSample {
 	metrics.Read(s)
 	u := func(i int) uint64 {
@@ -128,10 +137,7 @@ func startReclaimer(ctx context.Context) {
 	if !reclaiming.CompareAndSwap(false, true) {
 		return
 	}
-	s := make([]metrics.Sample, len(reclaimMetrics))
-	for i, name := range reclaimMetrics {
-		s[i].Name = name
-	}
+	s := newMemSamples()
 	go func() {
 		defer reclaiming.Store(false)
 		reclaimWhenQuiet(ctx, reclaimTick, func() memSample { return readMemSample(s) }, reclaimMemory)

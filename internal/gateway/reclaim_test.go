@@ -62,10 +62,7 @@ var reclaimSink [][]byte
 // metrics: a burst of garbage, then quiet, and the heap's garbage is
 // collected and its pages returned to the OS.
 func TestReclaimerGivesMemoryBack(t *testing.T) {
-	s := make([]metrics.Sample, len(reclaimMetrics))
-	for i, name := range reclaimMetrics {
-		s[i].Name = name
-	}
+	s := newMemSamples()
 	// No gateway's own reclaimer may start meanwhile and take the
 	// garbage first.
 	for !reclaiming.CompareAndSwap(false, true) {

@@ -233,10 +233,10 @@ func (ca *CA) verifyLeaf(leaf *x509.Certificate) error {
 	for _, c := range ca.chain {
 		inters.AddCert(c)
 	}
+	backdate, _ := lifetimeSplit(leaf.NotAfter.Sub(leaf.NotBefore))
 	_, err := leaf.Verify(x509.VerifyOptions{
-		// At issuance time (the backdate after NotBefore), which for a
-		// lifetime of two minutes or less is its middle.
-		Roots: roots, Intermediates: inters, CurrentTime: leaf.NotBefore.Add(min(leafBackdate, leaf.NotAfter.Sub(leaf.NotBefore)/2)),
+		// At issuance time: the backdate after NotBefore.
+		Roots: roots, Intermediates: inters, CurrentTime: leaf.NotBefore.Add(backdate),
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	var inv x509.CertificateInvalidError

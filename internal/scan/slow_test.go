@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -12,33 +11,9 @@ import (
 // TestSilentServer: a server that accepts connections and never answers
 // cannot hold the scan beyond its timeouts.
 func TestSilentServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held open, never read
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
+	silent := silentListener(t, func(*net.TCPConn) {}) // held open, never answered
 	start := time.Now()
-	_, err = Run(context.Background(), Options{Addr: ln.Addr().String(), Timeout: 300 * time.Millisecond})
+	_, err := Run(context.Background(), Options{Addr: silent, Timeout: 300 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "no SSL or TLS version could be negotiated") {
 		t.Errorf("err = %v", err)
 	}

@@ -207,26 +207,17 @@ func (g *gate) feed(p []byte) (int, *FramingError) {
 		}
 		c := p[i]
 		switch g.st {
-		case sBodyCL:
-			n := int64(len(p) - i)
-			if n > g.remain {
-				n = g.remain
-			}
+		case sBodyCL, sChunkData:
+			// Body bytes are counted, not looked at.
+			n := min(int64(len(p)-i), g.remain)
 			g.remain -= n
 			i += int(n) - 1
 			if g.remain == 0 {
-				g.endMessage()
-			}
-			continue
-		case sChunkData:
-			n := int64(len(p) - i)
-			if n > g.remain {
-				n = g.remain
-			}
-			g.remain -= n
-			i += int(n) - 1
-			if g.remain == 0 {
-				g.st = sChunkDataCR
+				if g.st == sBodyCL {
+					g.endMessage()
+				} else {
+					g.st = sChunkDataCR
+				}
 			}
 			continue
 		}
