@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry/notify"
 )
@@ -20,38 +18,9 @@ import (
 // stdout once both ready lines are printed.
 func caServeWith(t *testing.T, env map[string]string, dir string, extra ...string) (metricsURL string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
-	done := make(chan int, 1)
 	args := append([]string{"ca", "serve", "--dir", dir, "--listen", "127.0.0.1:0"}, extra...)
-	go func() {
-		done <- Run(&Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
-			Getenv: func(k string) string { return env[k] }, Ctx: ctx}, args)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("ca serve exit %d: %s", code, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("ca serve did not stop")
-		}
-	})
-	ready := regexp.MustCompile(`metrics at (http://127\.0\.0\.1:\d+/metrics)`)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		if m := ready.FindStringSubmatch(stdout.String()); m != nil && strings.Contains(stdout.String(), "OCSP at") {
-			return m[1]
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("ca serve exited %d: %s", code, stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	t.Fatalf("ca serve did not start: %s", stdout.String())
-	return ""
+	url, _ := runCAServe(t, env, regexp.MustCompile(`metrics at (http://127\.0\.0\.1:\d+/metrics)`), args)
+	return url
 }
 
 // webhookReceiver records JSON posts on 127.0.0.1.

@@ -47,11 +47,19 @@ func sh(t *testing.T, dir, script string) string {
 // returns the enrollment API's base URL and the audit stream.
 func caServeTLS(t *testing.T, env map[string]string, dir string, extra ...string) (string, *lockedBuffer) {
 	t.Helper()
+	args := append([]string{"ca", "serve", "--dir", dir, "--listen", "127.0.0.1:0", "--poll", "50ms",
+		"--tls-listen", "127.0.0.1:0"}, extra...)
+	return runCAServe(t, env, regexp.MustCompile(`enrollment API and EST at (https://127\.0\.0\.1:\d+)`), args)
+}
+
+// runCAServe runs `gatehouse args` (a ca serve) in-process until the test
+// ends, and returns the first group of ready in its standard output once
+// that matches and OCSP is up, with the output.
+func runCAServe(t *testing.T, env map[string]string, ready *regexp.Regexp, args []string) (string, *lockedBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr lockedBuffer
 	done := make(chan int, 1)
-	args := append([]string{"ca", "serve", "--dir", dir, "--listen", "127.0.0.1:0", "--poll", "50ms",
-		"--tls-listen", "127.0.0.1:0"}, extra...)
 	go func() {
 		done <- Run(&Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
 			Getenv: func(k string) string { return env[k] }, Ctx: ctx}, args)
@@ -67,9 +75,7 @@ func caServeTLS(t *testing.T, env map[string]string, dir string, extra ...string
 			t.Error("ca serve did not stop")
 		}
 	})
-	ready := regexp.MustCompile(`enrollment API and EST at (https://127\.0\.0\.1:\d+)`)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		if m := ready.FindStringSubmatch(stdout.String()); m != nil && strings.Contains(stdout.String(), "OCSP at") {
 			return m[1], &stdout
 		}
@@ -79,7 +85,7 @@ func caServeTLS(t *testing.T, env map[string]string, dir string, extra ...string
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	t.Fatal("ca serve did not start")
+	t.Fatalf("ca serve did not start: %s", stdout.String())
 	return "", nil
 }
 

@@ -1,15 +1,12 @@
 package gateway
 
 import (
-	"bufio"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Issue 9 item 6: every response keeps the promises. After a backend's
@@ -94,40 +91,5 @@ func TestClientErrorsAre400(t *testing.T) {
 				t.Fatalf("answers %v, want [400]", got)
 			}
 		})
-	}
-}
-
-// exchangeHalfClose is exchange, optionally closing the write side after
-// raw (a client that stops mid-body).
-func exchangeHalfClose(t *testing.T, addr string, cfg *tls.Config, raw string, closeWrite bool) []int {
-	t.Helper()
-	c := cfg.Clone()
-	c.NextProtos = []string{"http/1.1"}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, c)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, raw)
-	if closeWrite {
-		conn.CloseWrite()
-	}
-	br := bufio.NewReader(conn)
-	var statuses []int
-	for {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return statuses
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		statuses = append(statuses, resp.StatusCode)
-		if resp.StatusCode >= 400 && (resp.Header.Get("Strict-Transport-Security") == "" || resp.Header.Get("Content-Type") != "application/json") {
-			t.Errorf("refusal %d without HSTS or JSON: %v", resp.StatusCode, resp.Header)
-		}
-		if resp.Close {
-			return statuses
-		}
 	}
 }

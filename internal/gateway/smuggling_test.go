@@ -97,6 +97,13 @@ func (b *rawBackend) url() string { return "http://" + b.ln.Addr().String() }
 // response until the gateway closes it.
 func exchange(t *testing.T, addr string, cfg *tls.Config, raw string) []int {
 	t.Helper()
+	return exchangeHalfClose(t, addr, cfg, raw, false)
+}
+
+// exchangeHalfClose is exchange, optionally closing the write side after
+// raw (a client that stops mid-body).
+func exchangeHalfClose(t *testing.T, addr string, cfg *tls.Config, raw string, closeWrite bool) []int {
+	t.Helper()
 	c := cfg.Clone()
 	c.NextProtos = []string{"http/1.1"}
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, c)
@@ -106,6 +113,9 @@ func exchange(t *testing.T, addr string, cfg *tls.Config, raw string) []int {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(conn, raw)
+	if closeWrite {
+		conn.CloseWrite()
+	}
 	br := bufio.NewReader(conn)
 	var statuses []int
 	for {
