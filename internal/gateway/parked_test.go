@@ -7,13 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
 
 // Idle HTTP/1.1 keep-alive connections are parked: they leave fasthttp
-// (buffers released) and a small goroutine waits for the next request.
+// (buffers released) and wait for the next request in the engine's poller
+// (Linux: epoll, no goroutine each) or on a small goroutine.
 // These tests park a connection after every request (a linger of 1ns) and
 // check that nothing changes for the client or the defences: keep-alive
 // requests with and without bodies, pipelining, the framing gate's state
@@ -159,5 +161,73 @@ func TestParkedShutdown(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("parked connection still open after shutdown")
+	}
+}
+
+// On Linux a connection parked after a request holds no goroutine: 40
+// idle connections add (almost) none, and each still serves its next
+// request when it comes.
+func TestParkedHoldNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the goroutine-free poller is Linux's (epoll)")
+	}
+	g, p, _ := startParked(t, "")
+	const n = 40
+	type cl struct {
+		c  *tls.Conn
+		br *bufio.Reader
+	}
+	conns := make([]cl, n)
+	for i := range conns {
+		c, br := dialH1(t, g, p)
+		conns[i] = cl{c, br}
+	}
+	// The handshake goroutines have ended and the first requests parked
+	// nothing yet: this is the baseline.
+	request := func(i int, path string) {
+		io.WriteString(conns[i].c, "GET "+path+" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+		if status, body := readStatus(t, conns[i].br, "GET"); status != 200 {
+			t.Fatalf("connection %d %s: %d %s", i, path, status, body)
+		}
+	}
+	for i := range conns {
+		request(i, "/first")
+	}
+	settle := func() int {
+		// Goroutines that served the requests end as their connections
+		// park; wait for the count to stop falling.
+		last := runtime.NumGoroutine()
+		for range 50 {
+			time.Sleep(20 * time.Millisecond)
+			cur := runtime.NumGoroutine()
+			if cur == last {
+				return cur
+			}
+			last = cur
+		}
+		return last
+	}
+	parked := settle()
+	for i := range conns {
+		conns[i].c.Close()
+	}
+	base := settle()
+	if extra := parked - base; extra > n/4 {
+		t.Fatalf("%d parked connections held %d goroutines (with them %d, after closing them %d): want none each", n, extra, parked, base)
+	}
+	// Closed while parked: the server noticed (no goroutine was reading
+	// them, the poller saw the FIN) and the rest still serve.
+	conns = conns[:0]
+	for range 4 {
+		c, br := dialH1(t, g, p)
+		conns = append(conns, cl{c, br})
+	}
+	for round := range 3 {
+		for i := range conns {
+			request(i, "/again")
+		}
+		if round < 2 {
+			time.Sleep(20 * time.Millisecond) // parked between rounds
+		}
 	}
 }

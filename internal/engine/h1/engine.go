@@ -41,8 +41,9 @@ type Options struct {
 	Log *slog.Logger
 	// Linger is how long a keep-alive connection waits for its next
 	// request inside fasthttp (holding its read buffer) before it is
-	// parked: buffers released, a small goroutine waiting for the next
-	// byte. Default 250ms; negative parks at once.
+	// parked: buffers released, waiting for the next byte in the poller
+	// (Linux) or on a small goroutine. Default 20ms; negative parks at
+	// once.
 	Linger time.Duration
 }
 
@@ -76,9 +77,13 @@ type Engine struct {
 	tunnels  sync.WaitGroup
 
 	// parked are the idle connections waiting for their next request
-	// outside fasthttp; Shutdown closes them.
-	mu     sync.Mutex
-	parked map[*conn]struct{}
+	// outside fasthttp; Shutdown closes them. poll (Linux: epoll) holds
+	// those parked after a request without a goroutine each; nil where
+	// there is none.
+	mu       sync.Mutex
+	parked   map[*conn]struct{}
+	poll     *poller
+	pollWarn sync.Once
 }
 
 // New returns an engine for p.
@@ -105,6 +110,12 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 		opts.Linger = defaultLinger
 	}
 	e := &Engine{p: p, opts: opts, log: opts.Log, ln: newPlaceholderListener(), parked: map[*conn]struct{}{}}
+	if canWaitReadable {
+		var err error
+		if e.poll, err = sharedPoller(); err != nil && err != errNoPoller {
+			e.log.Warn("idle keep-alive connections will wait on goroutines of their own (more memory per idle connection)", "error", err)
+		}
+	}
 	e.srv = &fasthttp.Server{
 		Handler:       e.handle,
 		ErrorHandler:  e.handleError,
@@ -160,6 +171,9 @@ const defaultLinger = 20 * time.Millisecond
 // ignores.
 var errParked = errors.New("keep-alive connection parked")
 
+// errNoPoller: this platform has no parked-connection poller.
+var errNoPoller = errors.New("no parked-connection poller on this platform")
+
 // conn is the connection fasthttp serves: it carries the pipeline's view
 // of the connection to the handler (ctx.Conn()), and puts the framing
 // gate between the connection and fasthttp's parser.
@@ -169,8 +183,9 @@ var errParked = errors.New("keep-alive connection parked")
 // cap, 64 KiB by default) for the whole life of a connection, and the
 // goroutine that served a request (or did the handshake) keeps the stack
 // it grew. So a connection that stays idle past Linger leaves fasthttp
-// (errParked), and a fresh goroutine with a small stack waits for its next
-// byte, which is handed back to fasthttp (pending) on a new ServeConn.
+// (errParked) and waits for its next byte in the poller (Linux, no
+// goroutine) or on a fresh goroutine with a small stack; the byte is
+// handed back to fasthttp (pending) on a new ServeConn.
 type conn struct {
 	net.Conn
 	e    *Engine
@@ -187,8 +202,9 @@ type conn struct {
 	armed     bool
 	lingering bool
 	// parking: fasthttp's ServeConn is ending because the connection is
-	// parked; Close must leave it open.
-	parking bool
+	// parked; Close must leave it open. Atomic: fasthttp's shutdown
+	// closes idle connections from its own goroutine.
+	parking atomic.Bool
 	// readDeadline is the deadline fasthttp set (the idle timeout while
 	// waiting for a next request); the parked wait keeps it.
 	readDeadline time.Time
@@ -198,6 +214,14 @@ type conn struct {
 	// raw is the socket under the TLS connection (nil if unknown): a
 	// connection parked after a request waits on it without reading.
 	raw syscall.RawConn
+
+	// The poller's state (guarded by Engine.mu while parked): polled, the
+	// connection waits in the poller, with no goroutine, under pollID
+	// and expiry; woken, the poller saw it readable and a goroutine now
+	// reads its first byte; inPoller, its socket is in the poller's set.
+	polled, woken, inPoller bool
+	pollID                  uint64
+	expiry                  *time.Timer
 }
 
 // Read gives fasthttp only bytes the gate passed; after a refusal it
@@ -218,7 +242,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.lingering = false
 		n, err = c.Conn.Read(p)
 		if n == 0 && isTimeout(err) && time.Now().Before(c.readDeadline) {
-			c.parking = true
+			c.parking.Store(true)
 			return 0, errParked
 		}
 	default:
@@ -269,7 +293,7 @@ func (c *conn) SetDeadline(t time.Time) error {
 
 // Close closes the connection, unless it is being parked.
 func (c *conn) Close() error {
-	if c.parking {
+	if c.parking.Load() {
 		return nil
 	}
 	return c.Conn.Close()
@@ -285,7 +309,7 @@ func (e *Engine) ServeConn(c net.Conn, pc *pipeline.Conn) {
 // Serve serves HTTP/1.1 on c, which has just been handshaken, and calls
 // done once c is closed. It returns at once: the connection is served on
 // goroutines of its own, a fresh one after every idle period, so that an
-// idle connection holds only a small stack.
+// idle connection holds no goroutine (Linux) or only a small stack.
 func (e *Engine) Serve(c net.Conn, pc *pipeline.Conn, done func()) {
 	cn := &conn{Conn: c, e: e, pc: pc, gate: gate{maxHead: e.opts.MaxHeaderBytes}, done: done}
 	if canWaitReadable {
@@ -326,8 +350,54 @@ func (e *Engine) park(c *conn) {
 		return
 	}
 	e.parked[c] = struct{}{}
+	if c.idleAfter && c.raw != nil && e.poll != nil && !c.readDeadline.IsZero() {
+		// After a request crypto/tls holds no whole record (see wake), so
+		// the socket's readiness is the next request's: wait in the
+		// poller, with no goroutine, until it or the idle timeout comes.
+		err := e.poll.arm(c)
+		if err == nil {
+			c.polled = true
+			id := c.pollID
+			c.expiry = time.AfterFunc(time.Until(c.readDeadline), func() { e.expire(c, id) })
+			e.mu.Unlock()
+			return
+		}
+		e.pollWarn.Do(func() {
+			e.log.Warn("idle keep-alive connections wait on goroutines of their own (more memory per idle connection)", "error", err)
+		})
+	}
 	e.mu.Unlock()
 	go e.wake(c)
+}
+
+// ready is the poller's: c's socket became readable (bytes, the peer's
+// FIN, an error). A goroutine reads its first byte and serves it; c stays
+// in parked until then, so that Shutdown can still close it.
+func (e *Engine) ready(c *conn) {
+	e.mu.Lock()
+	if !c.polled {
+		e.mu.Unlock() // expired or closed by Shutdown first
+		return
+	}
+	c.polled, c.woken = false, true
+	c.expiry.Stop()
+	e.mu.Unlock()
+	go e.wake(c)
+}
+
+// expire ends c, parked in the poller under id, at its idle timeout.
+func (e *Engine) expire(c *conn, id uint64) {
+	e.mu.Lock()
+	if !c.polled || c.pollID != id {
+		e.mu.Unlock() // woken (or shut down) first; a later park has its own timer
+		return
+	}
+	c.polled = false
+	delete(e.parked, c)
+	e.mu.Unlock()
+	e.poll.forget(c)
+	c.Conn.Close()
+	c.done()
 }
 
 // wake waits for the first byte of c's next request (under the deadline
@@ -343,9 +413,10 @@ func (e *Engine) wake(c *conn) {
 	// so the socket's readiness is the next request's. Right after the
 	// handshake the first request may already be buffered in crypto/tls:
 	// that wait is a read.
-	if c.raw == nil || !c.idleAfter || waitReadable(c.raw) {
+	if c.woken || c.raw == nil || !c.idleAfter || waitReadable(c.raw) {
 		n, _ = c.Conn.Read(b[:])
 	}
+	c.woken = false
 	e.mu.Lock()
 	delete(e.parked, c)
 	draining := e.draining.Load()
@@ -358,10 +429,12 @@ func (e *Engine) wake(c *conn) {
 		return
 	}
 	c.pending, c.hasPending = b[0], true
-	c.armed, c.lingering, c.parking = false, false, false
+	c.armed, c.lingering = false, false
+	c.parking.Store(false)
 	e.srv.ServeConn(c)
-	if c.parking {
-		c.parking, c.idleAfter = false, true
+	if c.parking.Load() {
+		c.parking.Store(false)
+		c.idleAfter = true
 		e.park(c)
 		return
 	}
@@ -394,10 +467,24 @@ func (emptyView) VisitHeaders(pipeline.HeaderVisitor) {}
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.draining.Store(true)
+	var polled []*conn
 	for c := range e.parked {
+		if c.polled {
+			// No goroutine waits on it: finish it here.
+			c.polled = false
+			c.expiry.Stop()
+			delete(e.parked, c)
+			polled = append(polled, c)
+			continue
+		}
 		c.Conn.Close() // its wake sees the error and finishes it
 	}
 	e.mu.Unlock()
+	for _, c := range polled {
+		e.poll.forget(c)
+		c.Conn.Close()
+		c.done()
+	}
 	err := e.srv.ShutdownWithContext(ctx)
 	done := make(chan struct{})
 	go func() { e.tunnels.Wait(); close(done) }()
