@@ -46,6 +46,10 @@ type Verifier struct {
 	// extension at all (as `openssl x509 -req` without -extfile makes).
 	// A leaf whose EKU extension lacks clientAuth is always refused.
 	AllowMissingEKU bool
+
+	// accepted remembers chains this verifier accepted (see Verify). The
+	// fields above must not change once Verify has been called.
+	accepted acceptedChains
 }
 
 // Verify checks the certificates a client presented (leaf first) and
@@ -83,6 +87,13 @@ func (v *Verifier) Verify(certs []*x509.Certificate) (*identity.Identity, error)
 		now = v.Now
 	}
 	t := now()
+	// The same certificates (the same bytes) accepted before by this
+	// verifier: their chain's signatures, usage and policy checks give
+	// the same answer; only validity depends on the time.
+	key := acceptedKey(certs)
+	if id := v.accepted.get(key, t); id != nil {
+		return id, nil
+	}
 	opts := x509.VerifyOptions{
 		Roots:       v.Roots,
 		CurrentTime: t,
@@ -103,7 +114,9 @@ func (v *Verifier) Verify(certs []*x509.Certificate) (*identity.Identity, error)
 	if err := v.checkUsage(leaf, chains); err != nil {
 		return nil, err
 	}
-	return identity.New(chains[0]), nil
+	id := identity.New(chains[0])
+	v.accepted.put(key, id, chains, t)
+	return id, nil
 }
 
 // chainError classifies a failed x509 verification: trust first. An
