@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
@@ -61,6 +62,28 @@ type Verification struct {
 	sans                                         []string
 	// keys are the identity's rate limit keys, rendered once.
 	keys ratelimit.IdentityKeys
+
+	// allowed is the last route's authorization decision: the allow
+	// rules read only the certificate, so a connection's requests to the
+	// same route get the same answer (HTTP/2 streams read it at once).
+	allowed atomic.Pointer[allowMemo]
+}
+
+type allowMemo struct {
+	route *Route
+	d     authz.Decision
+}
+
+// authorize is rt's allow rules on v's identity, evaluated once per route
+// while the connection stays on it. Routes belong to the policy v was
+// made under; a reload makes a new Verification.
+func (v *Verification) authorize(rt *Route) authz.Decision {
+	if m := v.allowed.Load(); m != nil && m.route == rt {
+		return m.d
+	}
+	d := rt.Authz.Evaluate(v.ID)
+	v.allowed.Store(&allowMemo{route: rt, d: d})
+	return d
 }
 
 // NewRefusedVerification records that the client's certificate was refused

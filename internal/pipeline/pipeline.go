@@ -274,7 +274,7 @@ func (ex *Exchange) decide(ctx context.Context, r Request) *Refusal {
 			return &Refusal{Status: 403, Public: "client certificate required", Decision: "deny", Outcome: metrics.DeniedNoCertificate,
 				Reason: "route requires a client certificate and none was presented"}
 		}
-		if d := rt.Authz.Evaluate(ex.v.ID); !d.Allowed {
+		if d := ex.v.authorize(rt); !d.Allowed {
 			return &Refusal{Status: 403, Public: "forbidden", Decision: "deny", Outcome: metrics.DeniedNoRule, Reason: d.Reason}
 		}
 	}

@@ -391,3 +391,33 @@ func benchAllowedPath(b *testing.B, f *fixture) {
 		ex.Release()
 	}
 }
+
+// A connection's authorization is remembered per route: requests that go
+// from one route to another on the same connection get each route's own
+// answer, in any order.
+func TestAuthorizePerRoute(t *testing.T) {
+	f := newFixture(t)
+	billing, _ := authz.Compile([]authz.Rule{{SPIFFEID: "spiffe://example.com/billing/*"}}, nil)
+	others, _ := authz.Compile([]authz.Rule{{SPIFFEID: "spiffe://example.com/other"}}, nil)
+	f.pol = pipeline.NewPolicy(&pipeline.Policy{
+		Routes: []*pipeline.Route{
+			{Name: "billing", Path: "/billing/", Requires: true, Authz: billing, MaxBody: 16},
+			{Name: "others", Path: "/others/", Requires: true, Authz: others, MaxBody: 16},
+		},
+		CertNames: [][]string{{"api.example.com"}},
+		Verifier:  f.pol.Verifier,
+	})
+	for _, id := range []*identity.Identity{f.client, f.other} {
+		c := f.conn("api.example.com", id)
+		for i, path := range []string{"/billing/a", "/others/a", "/billing/b", "/billing/c", "/others/b"} {
+			r := get(path)
+			ex := f.p.Begin(c, r)
+			rf := ex.Decide(context.Background(), r)
+			ex.Release()
+			want := (id == f.client) == strings.HasPrefix(path, "/billing/")
+			if got := rf == nil; got != want {
+				t.Fatalf("%s request %d %s: allowed=%v, want %v (%v)", id.Subject(), i, path, got, want, rf)
+			}
+		}
+	}
+}
