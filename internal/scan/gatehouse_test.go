@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,12 @@ type gatehouseTarget struct {
 // startGatehouse serves a gatehouse configuration (require mode, two
 // virtual hosts) on 127.0.0.1 through gateway.New and Serve.
 func startGatehouse(t *testing.T) *gatehouseTarget {
+	t.Helper()
+	return startGatehouseWith(t, "")
+}
+
+// startGatehouseWith is startGatehouse with extra top-level configuration.
+func startGatehouseWith(t *testing.T, extra string) *gatehouseTarget {
 	t.Helper()
 	dir := t.TempDir()
 	root := testpki.NewRoot(t, "Gatehouse Scan Root")
@@ -66,7 +73,7 @@ routes:
   - name: all
     path: /
     backend: %s
-`, ln.Addr().String(), backend.URL)
+%s`, ln.Addr().String(), backend.URL, extra)
 	path := filepath.Join(dir, "gatehouse.yaml")
 	testpki.WriteFile(t, path, []byte(cfg))
 	f, err := config.Load(path)
@@ -155,6 +162,32 @@ func TestGatehouse(t *testing.T) {
 	ts := runTestssl(t, g.addr, "api.example.com")
 	compareTestssl(t, r, ts)
 	compareSSLScan(t, r, g.addr, "api.example.com")
+}
+
+// A server that starts failing the scan's handshakes (here gatehouse's
+// failed-handshake limit, which answers internal_error) is not taken at
+// its word: the report counts the failures and warns that what it shows
+// as not offered may be offered, the grade drops below A, and a client
+// check the limit answered is inconclusive, never passed or failed.
+func TestGatehouseThrottled(t *testing.T) {
+	t.Parallel()
+	g := startGatehouseWith(t, "limits: { failed_handshakes_per_ip: { rate: 1/h, burst: 5 } }\n")
+	r := scanFor(t, g.options())
+	if r.Behaviour.InternalErrors == 0 {
+		t.Fatalf("no internal_error answers counted; behaviour %+v", r.Behaviour)
+	}
+	warned := false
+	for _, w := range r.Grade.Warnings {
+		warned = warned || strings.Contains(w, "internal_error") && strings.Contains(w, "failed_handshakes_per_ip")
+	}
+	if !warned || !GradeBelow(r.Grade.Grade, "A") {
+		t.Errorf("grade %s, warnings %v: want below A with the internal_error warning", r.Grade.Grade, r.Grade.Warnings)
+	}
+	for _, c := range r.MTLS {
+		if strings.Contains(c.Detail, "internal error") && c.Status != Inconclusive || c.Status == Fail {
+			t.Errorf("mTLS check %s, answered by the limit only, is %s: %s", c.ID, c.Status, c.Detail)
+		}
+	}
 }
 
 // TestUnverifiedClientCerts scans a Go server that asks for a client

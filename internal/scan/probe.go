@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -22,6 +23,10 @@ type prober struct {
 	timeout time.Duration
 	sem     chan struct{}
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	// internalErrors counts handshakes the server answered with an
+	// internal_error alert: it failed, it did not refuse (a handshake
+	// rate limit answers so, gatehouse's among them).
+	internalErrors atomic.Int32
 }
 
 // helloResult is what the server answered to one ClientHello.
@@ -90,7 +95,11 @@ func (p *prober) hello(ctx context.Context, ch *clientHello, full, keep bool) (*
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return refusal(res, err)
+		res, err := refusal(res, err)
+		if res.alert != nil && res.alert.desc == alertInternalError {
+			p.internalErrors.Add(1)
+		}
+		return res, err
 	}
 	if typ != hsServerHello {
 		return nil, fmt.Errorf("probe %s: expected ServerHello, got handshake message %d", p.addr, typ)

@@ -114,6 +114,11 @@ type Behaviour struct {
 	FallbackSCSV string `json:"fallback_scsv"`
 	OCSPStapling bool   `json:"ocsp_stapling"`
 	Heartbeat    bool   `json:"heartbeat"`
+	// InternalErrors counts the scan's handshakes the server answered
+	// with an internal_error alert (it failed rather than refused; a
+	// handshake rate limit answers so): what it did not offer then may
+	// be offered.
+	InternalErrors int `json:"internal_errors"`
 }
 
 // Check is one pass/fail check with why.

@@ -167,6 +167,7 @@ func (s *scanner) run(ctx context.Context) (*Report, error) {
 	r.Vulns = append(probed, r.inferredVulns()...)
 	r.Vulns = append(r.Vulns, s.p.robot(ctx, r), r.breach(), s.ticketbleed(ctx, r), s.p.poodleTLS(ctx, r, s.opts.ClientCert))
 	slices.SortStableFunc(r.Vulns, func(a, b Vuln) int { return vulnOrder(a.ID) - vulnOrder(b.ID) })
+	r.Behaviour.InternalErrors = int(s.p.internalErrors.Load())
 	r.computeGrade()
 	r.DurationMS = s.now().Sub(start).Milliseconds()
 	return r, nil

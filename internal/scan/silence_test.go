@@ -3,6 +3,7 @@ package scan
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -169,5 +170,19 @@ func TestSilentClientAuth(t *testing.T) {
 				t.Errorf("grade %s, want below A (--fail-below A must fail): caps %+v", r.Grade.Grade, r.Grade.Caps)
 			}
 		})
+	}
+}
+
+// An internal_error alert is a server that failed, not one that refused:
+// a client check it answers is inconclusive.
+func TestInternalErrorIsNoRefusal(t *testing.T) {
+	err := errors.New("remote error: tls: internal error")
+	h := &handshake{err: err, alert: alertFrom(err)}
+	if st, how := judgeRefusal(h); st != Inconclusive || !strings.Contains(how, "internal error") {
+		t.Fatalf("internal_error judged %s (%s), want inconclusive", st, how)
+	}
+	refused := errors.New("remote error: tls: bad certificate")
+	if st, _ := judgeRefusal(&handshake{err: refused, alert: alertFrom(refused)}); st != Pass {
+		t.Fatalf("bad_certificate judged %s, want pass (refused)", st)
 	}
 }

@@ -101,6 +101,9 @@ func (s *scanner) dialTLS(ctx context.Context, cfg *tls.Config, h *handshake, re
 	if err := tc.HandshakeContext(ctx); err != nil {
 		h.err = err
 		h.alert = alertFrom(err)
+		if h.alert == internalErrorAlert {
+			s.p.internalErrors.Add(1)
+		}
 		return
 	}
 	st := tc.ConnectionState()
@@ -145,6 +148,9 @@ func (s *scanner) hostHeader() string {
 }
 
 // alertFrom extracts the alert name from a crypto/tls error.
+// internalErrorAlert is alertFrom's name for the internal_error alert.
+const internalErrorAlert = "internal error"
+
 func alertFrom(err error) string {
 	if err == nil {
 		return ""
@@ -182,6 +188,10 @@ func (h *handshake) answer() (answer, string) {
 	switch {
 	case h.dialErr != nil:
 		return noAnswer, "not tested: could not connect: " + h.dialErr.Error()
+	case h.err != nil && h.alert == internalErrorAlert:
+		// A server that fails is not one that refuses: a handshake rate
+		// limit answers every client so, the right one too.
+		return noAnswer, "the server failed the handshake (internal error alert), which shows no refusal"
 	case h.err != nil && h.alert != "":
 		return refused, "refused in the handshake (" + h.alert + ")"
 	case h.err != nil:

@@ -464,6 +464,9 @@ type conn struct {
 // alertError is an alert the server sent.
 type alertError struct{ level, desc uint8 }
 
+// alertInternalError is the internal_error alert's description.
+const alertInternalError = 80
+
 func (a *alertError) Error() string {
 	return fmt.Sprintf("server sent alert %d (%s)", a.desc, alertName(a.desc))
 }
