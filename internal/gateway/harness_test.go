@@ -97,6 +97,8 @@ type gw struct {
 	auMu  *sync.Mutex
 	au    *telemetry.Audit
 	stop  func() error
+	// logBuf holds the operational log (text), for failure messages.
+	logBuf *bytes.Buffer
 }
 
 type lockedWriter struct {
@@ -131,7 +133,8 @@ func startGatewayWith(t testing.TB, dir, yaml string, opts Options) *gw {
 	logw := &lockedWriter{mu: g.auMu, w: g.audit}
 	g.au = telemetry.NewAudit(logw)
 	t.Cleanup(func() { g.au.Close() })
-	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	g.logBuf = &bytes.Buffer{}
+	opts.Log = slog.New(slog.NewTextHandler(&lockedWriter{mu: g.auMu, w: g.logBuf}, nil))
 	opts.Audit = g.au
 	srv, err := New(f, opts)
 	if err != nil {
@@ -160,6 +163,13 @@ func startGatewayWith(t testing.TB, dir, yaml string, opts Options) *gw {
 	}
 	t.Cleanup(func() { g.stop() })
 	return g
+}
+
+// logs is the operational log so far.
+func (g *gw) logs() string {
+	g.auMu.Lock()
+	defer g.auMu.Unlock()
+	return g.logBuf.String()
 }
 
 func (g *gw) auditLog() string {

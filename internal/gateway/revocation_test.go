@@ -192,15 +192,26 @@ routes:
 		t.Fatal(err)
 	}
 	// The gateway refreshes every second; allow a generous bound.
-	deadline := time.Now().Add(15 * time.Second)
+	revoked := time.Now()
+	deadline := revoked.Add(15 * time.Second)
 	for i, open := range opens {
 		for {
-			status, _, _ := get(t, open, "localhost", "/x")
+			status, body, _ := get(t, open, "localhost", "/x")
 			if status == 403 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s open connection still served 15s after revocation", engines[i].name)
+				// Say what the gateway still answered and what it logged
+				// about the CRL, so that a failure on a loaded machine
+				// can be told from a refresh that never came.
+				var crlLog []string
+				for _, line := range strings.Split(g.logs(), "\n") {
+					if strings.Contains(line, "CRL") {
+						crlLog = append(crlLog, line)
+					}
+				}
+				t.Fatalf("%s open connection still served %v after revocation: last answer %d %q; CRL log lines:\n%s",
+					engines[i].name, time.Since(revoked).Round(time.Millisecond), status, body, strings.Join(crlLog, "\n"))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

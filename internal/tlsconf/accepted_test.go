@@ -160,3 +160,29 @@ func shortCA(t *testing.T, parent *testpki.CA, notAfter time.Time) *testpki.CA {
 	}
 	return &testpki.CA{Cert: c, Key: key, Parents: []*testpki.CA{parent}}
 }
+
+// BenchmarkVerify is one client chain (leaf under an intermediate)
+// verified in full (a verifier that has not seen it) and answered from
+// memory (the same verifier again).
+func BenchmarkVerify(b *testing.B) {
+	root := testpki.NewRoot(b, "Bench Root")
+	inter := root.Intermediate(b, "Bench Issuing")
+	leaf := inter.Client(b, "bench-client")
+	certs := []*x509.Certificate{leaf.Cert, inter.Cert}
+	pool := testpki.Pool(root)
+	b.Run("full", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := (&Verifier{Roots: pool, Required: true}).Verify(certs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		v := &Verifier{Roots: pool, Required: true}
+		for b.Loop() {
+			if _, err := v.Verify(certs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
