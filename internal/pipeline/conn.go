@@ -1,10 +1,7 @@
 package pipeline
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
-	"sync"
 	"sync/atomic"
 
 	"github.com/gatehouse/gatehouse/internal/authz"
@@ -110,10 +107,10 @@ func NewVerification(p *Policy, id *identity.Identity) *Verification {
 		return v
 	}
 	key := renderKey(p, id)
-	r := p.renders.get(key)
-	if r == nil {
+	r, ok := p.renders.Get(key)
+	if !ok {
 		r = render(p, id)
-		p.renders.put(key, r)
+		p.renders.Put(key, r)
 	}
 	v.Headers = r.headers
 	v.subject, v.serial, v.issuer = r.subject, r.serial, r.issuer
@@ -158,46 +155,12 @@ func render(p *Policy, id *identity.Identity) *rendered {
 }
 
 // renderKey identifies what render reads: the leaf (its SHA-256), and,
-// when the RFC 9440 chain header is rendered, the rest of the chain.
+// when the RFC 9440 chain header is rendered, the whole chain.
 func renderKey(p *Policy, id *identity.Identity) [32]byte {
 	if !p.RFC9440 || len(id.Chain) < 2 {
 		return id.FingerprintSHA256
 	}
-	h := sha256.New()
-	h.Write(id.FingerprintSHA256[:])
-	for _, c := range id.Chain[1:] {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
-		h.Write(n[:])
-		h.Write(c.Raw)
-	}
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
-}
-
-// renderCacheSize bounds the cache: beyond it, it starts over.
-const renderCacheSize = 1024
-
-// renderCache maps render keys to what was rendered, for one policy.
-type renderCache struct {
-	mu sync.Mutex
-	m  map[[32]byte]*rendered
-}
-
-func (c *renderCache) get(k [32]byte) *rendered {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[k]
-}
-
-func (c *renderCache) put(k [32]byte, r *rendered) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= renderCacheSize {
-		c.m = make(map[[32]byte]*rendered)
-	}
-	c.m[k] = r
+	return identity.ChainKey(id.Chain)
 }
 
 // SANList returns the leaf's SANs as typed strings ("URI:...", "DNS:...").

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/guard"
+	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/sanitize"
 	"github.com/gatehouse/gatehouse/internal/telemetry/metrics"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
@@ -56,7 +57,7 @@ type Policy struct {
 	Guard *guard.Guard
 
 	// renders caches what NewVerification renders per certificate.
-	renders renderCache
+	renders identity.Memo[*rendered]
 }
 
 // Route is a provisioned route.

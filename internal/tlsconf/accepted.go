@@ -1,10 +1,7 @@
 package tlsconf
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
-	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/identity"
@@ -23,15 +20,12 @@ import (
 // no cache can answer) and the revocation check, which runs after Verify
 // on every handshake and request. A reload builds a new verifier, so
 // nothing accepted under the old trust store survives it.
-const (
-	acceptedTTL = 10 * time.Minute
-	// maxAccepted bounds the memory: when full, the cache starts over.
-	maxAccepted = 4096
-)
+const acceptedTTL = 10 * time.Minute
 
+// acceptedChains remembers, per identity.ChainKey of the certificates
+// presented, what Verify accepted (at most identity.MemoSize entries).
 type acceptedChains struct {
-	mu sync.Mutex
-	m  map[[32]byte]*acceptedEntry
+	memo identity.Memo[*acceptedEntry]
 }
 
 type acceptedEntry struct {
@@ -41,26 +35,9 @@ type acceptedEntry struct {
 	from, until, added time.Time
 }
 
-// acceptedKey is the SHA-256 of the presented certificates, each DER
-// length-prefixed, in the order presented.
-func acceptedKey(certs []*x509.Certificate) [32]byte {
-	h := sha256.New()
-	var n [4]byte
-	for _, c := range certs {
-		binary.BigEndian.PutUint32(n[:], uint32(len(c.Raw)))
-		h.Write(n[:])
-		h.Write(c.Raw)
-	}
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
-}
-
 // get returns the identity accepted for key if it may be answered at t.
 func (a *acceptedChains) get(key [32]byte, t time.Time) *identity.Identity {
-	a.mu.Lock()
-	e := a.m[key]
-	a.mu.Unlock()
+	e, _ := a.memo.Get(key)
 	if e == nil || t.Before(e.from) || t.After(e.until) || t.Before(e.added) || t.Sub(e.added) > acceptedTTL {
 		return nil // verified again in full, which names the reason if it fails
 	}
@@ -82,10 +59,5 @@ func (a *acceptedChains) put(key [32]byte, id *identity.Identity, chains [][]*x5
 			first = false
 		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.m == nil || len(a.m) >= maxAccepted {
-		a.m = make(map[[32]byte]*acceptedEntry)
-	}
-	a.m[key] = e
+	a.memo.Put(key, e)
 }

@@ -109,21 +109,6 @@ func TestAcceptedChainsExpire(t *testing.T) {
 	wantCode(t, err, CodeNotYetValid)
 }
 
-// The memory is bounded: when full it starts over.
-func TestAcceptedChainsBounded(t *testing.T) {
-	var a acceptedChains
-	now := time.Now()
-	id := &identity.Identity{}
-	for i := range maxAccepted + 1 {
-		var k [32]byte
-		k[0], k[1], k[2] = byte(i), byte(i>>8), byte(i>>16)
-		a.put(k, id, nil, now)
-	}
-	if n := len(a.m); n != 1 {
-		t.Fatalf("%d entries after %d puts, want 1 (started over at %d)", n, maxAccepted+1, maxAccepted)
-	}
-}
-
 func sameIdentity(t *testing.T, a, b *identity.Identity) {
 	t.Helper()
 	if a.FingerprintSHA256 != b.FingerprintSHA256 || a.SPKISHA256 != b.SPKISHA256 || a.Subject() != b.Subject() ||

@@ -90,7 +90,7 @@ func (v *Verifier) Verify(certs []*x509.Certificate) (*identity.Identity, error)
 	// The same certificates (the same bytes) accepted before by this
 	// verifier: their chain's signatures, usage and policy checks give
 	// the same answer; only validity depends on the time.
-	key := acceptedKey(certs)
+	key := identity.ChainKey(certs)
 	if id := v.accepted.get(key, t); id != nil {
 		return id, nil
 	}
