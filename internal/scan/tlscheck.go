@@ -147,10 +147,10 @@ func (s *scanner) hostHeader() string {
 	return host
 }
 
-// alertFrom extracts the alert name from a crypto/tls error.
 // internalErrorAlert is alertFrom's name for the internal_error alert.
 const internalErrorAlert = "internal error"
 
+// alertFrom extracts the alert name from a crypto/tls error.
 func alertFrom(err error) string {
 	if err == nil {
 		return ""
