@@ -213,8 +213,9 @@ type Timeouts struct {
 	Idle Duration `yaml:"idle"`
 	// BackendConnect bounds dialing a backend. Default 5s.
 	BackendConnect Duration `yaml:"backend_connect"`
-	// BackendResponse bounds the wait for the backend's response headers
-	// (504 after it). Default 60s.
+	// BackendResponse bounds the wait for the backend's response headers,
+	// and for a small framed body (up to 64 KiB) with them (504 after
+	// it); a larger or unframed body streams. Default 60s.
 	BackendResponse Duration `yaml:"backend_response"`
 	// Shutdown bounds draining in-flight requests on SIGINT/SIGTERM. Default 30s.
 	Shutdown Duration `yaml:"shutdown"`

@@ -38,6 +38,35 @@ func TestShortBackendBodyIs502(t *testing.T) {
 	})
 }
 
+// A backend that sends the headers of a small response and then stalls
+// mid-body is cut off when timeouts.backend_response runs out (it covers
+// the whole small response, read before the status goes out): the client
+// gets gatehouse's 504 at once, not a request that hangs until it gives up.
+func TestStalledSmallBodyTimesOut(t *testing.T) {
+	p := newPKI(t)
+	be := newRawBackend(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	be.respond = func(c net.Conn, req *http.Request) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-From-Backend: yes\r\n\r\nonly part")
+		<-release // stalls until the test ends
+		c.Close()
+	}
+	g := startGateway(t, p.dir, baseConfig(p, be.url(), "timeouts: { backend_response: 500ms }\n"))
+	forEachEngine(t, func(t *testing.T, e engine) {
+		c := g.client(p.clientTLS(p.client, "localhost"), e.h2)
+		c.Timeout = 10 * time.Second
+		start := time.Now()
+		status, body, hdr := get(t, c, "localhost", "/")
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("answered after %v", d)
+		}
+		if status != 504 || hdr.Get("Content-Type") != "application/json" || hdr.Get("X-From-Backend") != "" {
+			t.Errorf("stalled body: %d %q %v; want gatehouse's 504 JSON", status, body, hdr)
+		}
+	})
+}
+
 // The HTTP/2 engine sends a small response's HEADERS and DATA in one
 // write. When the DATA cannot follow (the client opened no flow-control
 // window and waits for the headers first), the headers still go out.

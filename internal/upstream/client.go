@@ -171,13 +171,25 @@ func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	if err := c.hc.Do(req, resp); err != nil {
 		return err
 	}
-	// The response timeout covered the headers; a streamed body (SSE, a
-	// large download) may take as long as the client keeps reading.
-	if a, ok := resp.LocalAddr().(*connAddr); ok {
-		a.c.SetReadDeadline(time.Time{})
+	// The response timeout covered the headers. A small framed body is
+	// read whole before the status goes out, under what remains of it (a
+	// backend that stalls mid-body gets the client a 504, not a request
+	// that hangs); a streamed body (SSE, a large download) may take as
+	// long as the client keeps reading. A deadline left on a pooled
+	// connection is set again before its next response is read.
+	if cl := resp.Header.ContentLength(); cl < 0 || cl > BufferedResponse {
+		if a, ok := resp.LocalAddr().(*connAddr); ok {
+			a.c.SetReadDeadline(time.Time{})
+		}
 	}
 	return nil
 }
+
+// BufferedResponse is the largest response body, with a Content-Length,
+// that the engines read whole before the status goes out (so that a
+// backend that fails mid-body still gets the client a clean 502 or 504);
+// larger or unframed bodies stream.
+const BufferedResponse = 64 << 10
 
 // CloseIdle closes the pool's idle connections (after a reload replaced
 // this client).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/engine/tunnel"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
 // Options configure the engine.
@@ -56,10 +57,9 @@ var bodyBufs = sync.Pool{New: func() any { b := make([]byte, bufferedBody); retu
 // copyBufs relay small response bodies.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
-// bufferedResponse is the largest response with a Content-Length read
-// whole from the backend before the status goes out (so a backend that
-// fails mid-body still gets a clean 502); larger or unframed ones stream.
-const bufferedResponse = 64 << 10
+// bufferedResponse: responses up to it, with a Content-Length, are read
+// whole from the backend before the status goes out.
+const bufferedResponse = upstream.BufferedResponse
 
 // Engine serves HTTP/1.1 on connections the gateway has accepted and
 // handshaken, with fasthttp's server, through the pipeline.

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/gatehouse/gatehouse/internal/pipeline"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
 // Options configure the engine.
@@ -323,9 +324,9 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, cs *connState, 
 	}
 }
 
-// bufferedResponse is the largest response with a Content-Length read
-// whole before its status is sent (as engine/h1 does).
-const bufferedResponse = 64 << 10
+// bufferedResponse: responses up to it, with a Content-Length, are read
+// whole before the status is sent (as engine/h1 does).
+const bufferedResponse = upstream.BufferedResponse
 
 var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
