@@ -304,7 +304,7 @@ func (r *Report) computeGrade() {
 		warn("the chain is not in order")
 	}
 	if n := r.Behaviour.InternalErrors; n > 0 {
-		warn("the server answered %d of the scan's handshakes with an internal_error alert: it failed them rather than refused, so what the report shows as not offered may be offered (a handshake rate limit answers so, e.g. gatehouse's limits.failed_handshakes_per_ip: scan again once it refills, or from an address it exempts)", n)
+		warn("the server sent %d internal_error alerts during the scan: it failed those handshakes rather than refused them, so what the report shows as not offered may be offered (a handshake rate limit answers so, e.g. gatehouse's limits.failed_handshakes_per_ip: scan again once it refills, or from an address it exempts)", n)
 	}
 	for _, c := range r.MTLS {
 		switch c.Status {

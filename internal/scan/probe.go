@@ -23,9 +23,10 @@ type prober struct {
 	timeout time.Duration
 	sem     chan struct{}
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
-	// internalErrors counts handshakes the server answered with an
-	// internal_error alert: it failed, it did not refuse (a handshake
-	// rate limit answers so, gatehouse's among them).
+	// internalErrors counts the internal_error alerts the server sent
+	// (read by every raw probe, and by the crypto/tls handshakes): it
+	// failed, it did not refuse (a handshake rate limit answers so,
+	// gatehouse's among them).
 	internalErrors atomic.Int32
 }
 
@@ -62,7 +63,7 @@ func (p *prober) dialRaw(ctx context.Context) (*conn, func(), error) {
 		return nil, nil, fmt.Errorf("connect %s: %w", p.addr, err)
 	}
 	nc.SetDeadline(time.Now().Add(p.timeout))
-	return &conn{Conn: nc}, release, nil
+	return &conn{Conn: nc, internalErrors: &p.internalErrors}, release, nil
 }
 
 // hello sends ch and reads the answer: the ServerHello and, for TLS
@@ -95,11 +96,7 @@ func (p *prober) hello(ctx context.Context, ch *clientHello, full, keep bool) (*
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		res, err := refusal(res, err)
-		if res.alert != nil && res.alert.desc == alertInternalError {
-			p.internalErrors.Add(1)
-		}
-		return res, err
+		return refusal(res, err)
 	}
 	if typ != hsServerHello {
 		return nil, fmt.Errorf("probe %s: expected ServerHello, got handshake message %d", p.addr, typ)

@@ -114,10 +114,9 @@ type Behaviour struct {
 	FallbackSCSV string `json:"fallback_scsv"`
 	OCSPStapling bool   `json:"ocsp_stapling"`
 	Heartbeat    bool   `json:"heartbeat"`
-	// InternalErrors counts the scan's handshakes the server answered
-	// with an internal_error alert (it failed rather than refused; a
-	// handshake rate limit answers so): what it did not offer then may
-	// be offered.
+	// InternalErrors counts the internal_error alerts the server sent
+	// during the scan (it failed rather than refused; a handshake rate
+	// limit answers so): what it did not offer then may be offered.
 	InternalErrors int `json:"internal_errors"`
 }
 

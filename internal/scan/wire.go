@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -459,6 +460,8 @@ func parseServerKeyExchange(body []byte, suite Suite, version uint16) (*keyExcha
 type conn struct {
 	net.Conn
 	hsBuf []byte // handshake bytes not yet returned
+	// internalErrors, if set, counts the internal_error alerts read.
+	internalErrors *atomic.Int32
 }
 
 // alertError is an alert the server sent.
@@ -547,6 +550,9 @@ func (c *conn) readRecord() (typ uint8, payload []byte, err error) {
 	payload = make([]byte, n)
 	if _, err := io.ReadFull(c.Conn, payload); err != nil {
 		return 0, nil, err
+	}
+	if hdr[0] == recordAlert && len(payload) >= 2 && payload[1] == alertInternalError && c.internalErrors != nil {
+		c.internalErrors.Add(1)
 	}
 	return hdr[0], payload, nil
 }
