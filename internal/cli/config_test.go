@@ -84,9 +84,11 @@ routes:
 	}
 }
 
-// An encrypted server key loads with its passphrase file; a wrong
-// passphrase is one clear line.
-func TestConfigCheckEncryptedKey(t *testing.T) {
+// encryptedKeyConfig writes a configuration whose server key is encrypted
+// with the passphrase "key secret", read from key.pass (not written
+// here); it returns the configuration's path and key.pass's.
+func encryptedKeyConfig(t *testing.T) (cfg, pass string) {
+	t.Helper()
 	dir := t.TempDir()
 	root := testpki.NewRoot(t, "root")
 	root.WriteCert(t, dir, "ca.pem")
@@ -97,28 +99,36 @@ func TestConfigCheckEncryptedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	testpki.WriteFile(t, filepath.Join(dir, "server-key.pem"), enc)
-	testpki.WriteFile(t, filepath.Join(dir, "key.pass"), []byte("key secret\n"))
-	cfg := filepath.Join(dir, "gatehouse.yaml")
-	write := func(pass string) {
-		testpki.WriteFile(t, filepath.Join(dir, "key.pass"), []byte(pass+"\n"))
-		testpki.WriteFile(t, cfg, []byte(`server_tls:
+	cfg = filepath.Join(dir, "gatehouse.yaml")
+	testpki.WriteFile(t, cfg, []byte(`server_tls:
   certificates: [{cert: server.pem, key: server-key.pem, key_passphrase_file: key.pass}]
 client_auth: { mode: require, trusted_cas: [ca.pem] }
 routes:
   - { name: api, backend: "http://127.0.0.1:9001" }
 `))
+	return cfg, filepath.Join(dir, "key.pass")
+}
+
+// configCheck runs `config check --config cfg`.
+func configCheck(cfg string) (code int, stderr string) {
+	var out, errOut bytes.Buffer
+	code = Run(&Env{Stdout: &out, Stderr: &errOut}, []string{"config", "check", "--config", cfg})
+	return code, errOut.String()
+}
+
+// An encrypted server key loads with its passphrase file; a wrong
+// passphrase is one clear line.
+func TestConfigCheckEncryptedKey(t *testing.T) {
+	cfg, pass := encryptedKeyConfig(t)
+	testpki.WriteFile(t, pass, []byte("key secret\n"))
+	if code, stderr := configCheck(cfg); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	write("key secret")
-	var stdout, stderr bytes.Buffer
-	if code := Run(&Env{Stdout: &stdout, Stderr: &stderr}, []string{"config", "check", "--config", cfg}); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	write("wrong")
-	stderr.Reset()
-	code := Run(&Env{Stdout: &stdout, Stderr: &stderr}, []string{"config", "check", "--config", cfg})
-	want := cfg + ":2: server_tls.certificates[0]: key " + filepath.Join(dir, "server-key.pem") + ": wrong passphrase (or the key file is corrupt)\n"
-	if code != 1 || !strings.HasPrefix(stderr.String(), want) {
-		t.Fatalf("exit %d, stderr:\n%s\nwant first line:\n%s", code, stderr.String(), want)
+	testpki.WriteFile(t, pass, []byte("wrong\n"))
+	code, stderr := configCheck(cfg)
+	want := cfg + ":2: server_tls.certificates[0]: key " + filepath.Join(filepath.Dir(cfg), "server-key.pem") + ": wrong passphrase (or the key file is corrupt)\n"
+	if code != 1 || !strings.HasPrefix(stderr, want) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant first line:\n%s", code, stderr, want)
 	}
 }
 

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/gatehouse/gatehouse/internal/pki"
 	"github.com/gatehouse/gatehouse/internal/testpki"
 )
 
@@ -62,35 +60,13 @@ func TestSecretFilesOneRule(t *testing.T) {
 // The gateway's key_passphrase_file: "\r\n" is a line ending, a second
 // line is refused at its config line, naming the file.
 func TestKeyPassphraseFileRule(t *testing.T) {
-	dir := t.TempDir()
-	root := testpki.NewRoot(t, "root")
-	root.WriteCert(t, dir, "ca.pem")
-	leaf := root.Server(t, "localhost")
-	leaf.Write(t, dir, "server")
-	enc, err := pki.MarshalKeyPEM(leaf.Key, []byte("key secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	testpki.WriteFile(t, filepath.Join(dir, "server-key.pem"), enc)
-	cfg := filepath.Join(dir, "gatehouse.yaml")
-	testpki.WriteFile(t, cfg, []byte(`server_tls:
-  certificates: [{cert: server.pem, key: server-key.pem, key_passphrase_file: key.pass}]
-client_auth: { mode: require, trusted_cas: [ca.pem] }
-routes:
-  - { name: api, backend: "http://127.0.0.1:9001" }
-`))
-	pass := filepath.Join(dir, "key.pass")
-	check := func() (int, string) {
-		var stdout, stderr bytes.Buffer
-		code := Run(&Env{Stdout: &stdout, Stderr: &stderr}, []string{"config", "check", "--config", cfg})
-		return code, stderr.String()
-	}
+	cfg, pass := encryptedKeyConfig(t)
 	testpki.WriteFile(t, pass, []byte("key secret\r\n"))
-	if code, stderr := check(); code != 0 {
+	if code, stderr := configCheck(cfg); code != 0 {
 		t.Fatalf("CRLF passphrase file: exit %d: %s", code, stderr)
 	}
 	testpki.WriteFile(t, pass, []byte("key secret\nkey secret\n"))
-	code, stderr := check()
+	code, stderr := configCheck(cfg)
 	want := cfg + ":2: server_tls.certificates[0].key_passphrase_file: read key passphrase file " + pass + ": it has more than one line"
 	if code == 0 || !strings.HasPrefix(stderr, want) || strings.Contains(stderr, "key secret") {
 		t.Fatalf("exit %d, stderr:\n%s\nwant it to start with:\n%s", code, stderr, want)

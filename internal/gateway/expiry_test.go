@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,7 +61,7 @@ func TestExpiryWarningOncePerCertificate(t *testing.T) {
 		}
 		return f
 	}
-	logs := &expiryLog{}
+	logs := newLockedBuffer()
 	clk := testpki.NewClock() // p.server expires in 24h: within the warning window
 	s, err := New(load(), Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Now: clk.Now})
 	if err != nil {
@@ -106,22 +105,4 @@ func TestExpiryWarningOncePerCertificate(t *testing.T) {
 	if n, m := count(expired), count(soon); n != 1 || m != 2 {
 		t.Fatalf("%d 'has expired' and %d 'expires soon' warnings after expiry; want 1 and 2:\n%s", n, m, logs.String())
 	}
-}
-
-// expiryLog is a log sink safe for the gateway's goroutines.
-type expiryLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *expiryLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *expiryLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

@@ -98,7 +98,7 @@ type gw struct {
 	au    *telemetry.Audit
 	stop  func() error
 	// logBuf holds the operational log (text), for failure messages.
-	logBuf *bytes.Buffer
+	logBuf *lockedBuffer
 }
 
 type lockedWriter struct {
@@ -133,8 +133,8 @@ func startGatewayWith(t testing.TB, dir, yaml string, opts Options) *gw {
 	logw := &lockedWriter{mu: g.auMu, w: g.audit}
 	g.au = telemetry.NewAudit(logw)
 	t.Cleanup(func() { g.au.Close() })
-	g.logBuf = &bytes.Buffer{}
-	opts.Log = slog.New(slog.NewTextHandler(&lockedWriter{mu: g.auMu, w: g.logBuf}, nil))
+	g.logBuf = newLockedBuffer()
+	opts.Log = slog.New(slog.NewTextHandler(g.logBuf, nil))
 	opts.Audit = g.au
 	srv, err := New(f, opts)
 	if err != nil {
@@ -166,11 +166,7 @@ func startGatewayWith(t testing.TB, dir, yaml string, opts Options) *gw {
 }
 
 // logs is the operational log so far.
-func (g *gw) logs() string {
-	g.auMu.Lock()
-	defer g.auMu.Unlock()
-	return g.logBuf.String()
-}
+func (g *gw) logs() string { return g.logBuf.String() }
 
 func (g *gw) auditLog() string {
 	g.au.Flush()

@@ -34,9 +34,15 @@ type observed struct {
 	logs *lockedBuffer
 }
 
+// lockedBuffer is a log sink safe for the gateway's goroutines.
 type lockedBuffer struct {
 	lockedWriter
 	buf *strings.Builder
+}
+
+func newLockedBuffer() *lockedBuffer {
+	b := &strings.Builder{}
+	return &lockedBuffer{lockedWriter: lockedWriter{mu: new(sync.Mutex), w: b}, buf: b}
 }
 
 func (l *lockedBuffer) String() string {
@@ -54,8 +60,7 @@ func startObserved(t testing.TB, clk *testpki.Clock, dir, yaml string) *observed
 		t.Fatal(err)
 	}
 	o := &observed{clk: clk, reg: prometheus.NewPedanticRegistry()}
-	b := &strings.Builder{}
-	o.logs = &lockedBuffer{lockedWriter: lockedWriter{mu: new(sync.Mutex), w: b}, buf: b}
+	o.logs = newLockedBuffer()
 	o.srv, err = New(f, Options{Log: slog.New(slog.NewTextHandler(o.logs, nil)), Now: o.clk.Now, Registry: o.reg})
 	if err != nil {
 		t.Fatal(err)

@@ -100,7 +100,10 @@ func (v *Verification) LimitKey() string { return v.keys.Key("") }
 // chain, for RFC 9440) and policy: the strings are shared, which saves
 // the handshake the work and each connection the memory (the XFCC value,
 // a URL-encoded PEM certificate, is the largest per-connection string).
-// Verification itself is never cached: it runs on every handshake.
+// The verification runs on every handshake (tlsconf.Verifier answers a
+// chain it accepted before from memory only while the chain is valid;
+// revocation is checked every time); only what is rendered from its
+// result is shared here.
 func NewVerification(p *Policy, id *identity.Identity) *Verification {
 	v := &Verification{Policy: p, ID: id}
 	if id == nil {

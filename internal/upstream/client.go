@@ -177,7 +177,7 @@ func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	// that hangs); a streamed body (SSE, a large download) may take as
 	// long as the client keeps reading. A deadline left on a pooled
 	// connection is set again before its next response is read.
-	if cl := resp.Header.ContentLength(); cl < 0 || cl > BufferedResponse {
+	if !ReadWhole(resp.Header.ContentLength()) {
 		if a, ok := resp.LocalAddr().(*connAddr); ok {
 			a.c.SetReadDeadline(time.Time{})
 		}
@@ -190,6 +190,13 @@ func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 // backend that fails mid-body still gets the client a clean 502 or 504);
 // larger or unframed bodies stream.
 const BufferedResponse = 64 << 10
+
+// ReadWhole reports whether a response body of contentLength (fasthttp's:
+// negative when unframed or chunked) is read whole before the status goes
+// out, under what remains of the response timeout.
+func ReadWhole(contentLength int) bool {
+	return contentLength >= 0 && contentLength <= BufferedResponse
+}
 
 // CloseIdle closes the pool's idle connections (after a reload replaced
 // this client).

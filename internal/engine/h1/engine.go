@@ -57,10 +57,6 @@ var bodyBufs = sync.Pool{New: func() any { b := make([]byte, bufferedBody); retu
 // copyBufs relay small response bodies.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
-// bufferedResponse: responses up to it, with a Content-Length, are read
-// whole from the backend before the status goes out.
-const bufferedResponse = upstream.BufferedResponse
-
 // Engine serves HTTP/1.1 on connections the gateway has accepted and
 // handshaken, with fasthttp's server, through the pipeline.
 type Engine struct {
@@ -218,10 +214,11 @@ type conn struct {
 	// The poller's state (guarded by Engine.mu while parked): polled, the
 	// connection waits in the poller, with no goroutine, under pollID
 	// and expiry; woken, the poller saw it readable and a goroutine now
-	// reads its first byte; inPoller, its socket is in the poller's set.
-	polled, woken, inPoller bool
-	pollID                  uint64
-	expiry                  *time.Timer
+	// reads its first byte. pollID is 0 until the socket is first put
+	// in the poller's set (ids start at 1).
+	polled, woken bool
+	pollID        uint64
+	expiry        *time.Timer
 }
 
 // Read gives fasthttp only bytes the gate passed; after a refusal it
@@ -758,7 +755,7 @@ func (e *Engine) respond(ctx *fasthttp.RequestCtx, ex *pipeline.Exchange, bresp 
 		fasthttp.ReleaseResponse(bresp)
 		ex.Finish(status, 0, "")
 		ex.Release()
-	case cl >= 0 && cl <= bufferedResponse:
+	case upstream.ReadWhole(cl):
 		// Read before the status goes out: a backend that dies here
 		// still gets the client a clean 502.
 		// Through a pooled buffer: io.CopyN would allocate one per

@@ -76,7 +76,7 @@ func (p *poller) arm(c *conn) error {
 		Fd:     int32(id), Pad: int32(id >> 32),
 	}
 	op := syscall.EPOLL_CTL_MOD
-	if !c.inPoller {
+	if c.pollID == 0 { // never in the set
 		op = syscall.EPOLL_CTL_ADD
 	}
 	var cerr error
@@ -90,7 +90,7 @@ func (p *poller) arm(c *conn) error {
 		p.mu.Unlock()
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
-	c.inPoller, c.pollID = true, id
+	c.pollID = id
 	return nil
 }
 

@@ -259,7 +259,7 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, cs *connState, 
 	stream := bresp.BodyStream()
 	noBody := r.Method == http.MethodHead || status == 204 || status == 304 || status < 200
 	var body *[]byte
-	if stream != nil && !noBody && cl >= 0 && cl <= bufferedResponse {
+	if stream != nil && !noBody && upstream.ReadWhole(cl) {
 		// Read before the status goes out: a backend that dies here
 		// still gets the client a clean 502, and the response leaves in
 		// one write.
@@ -324,14 +324,10 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, cs *connState, 
 	}
 }
 
-// bufferedResponse: responses up to it, with a Content-Length, are read
-// whole before the status is sent (as engine/h1 does).
-const bufferedResponse = upstream.BufferedResponse
-
 var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 func putBody(b *[]byte) {
-	if cap(*b) <= bufferedResponse {
+	if cap(*b) <= upstream.BufferedResponse {
 		bodyBufs.Put(b)
 	}
 }
