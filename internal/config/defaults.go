@@ -13,6 +13,7 @@ const (
 	DefaultIdle            = 2 * time.Minute
 	DefaultBackendConnect  = 5 * time.Second
 	DefaultBackendResponse = 60 * time.Second
+	DefaultBackendIdle     = 5 * time.Minute
 	DefaultShutdown        = 30 * time.Second
 	DefaultMaxHeaderBytes  = 64 << 10
 	DefaultMaxBody         = 10 << 20
@@ -47,6 +48,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Timeouts.Idle, Duration(DefaultIdle))
 	setDefault(&c.Timeouts.BackendConnect, Duration(DefaultBackendConnect))
 	setDefault(&c.Timeouts.BackendResponse, Duration(DefaultBackendResponse))
+	setDefault(&c.Timeouts.BackendIdle, Duration(DefaultBackendIdle))
 	setDefault(&c.Timeouts.Shutdown, Duration(DefaultShutdown))
 	setDefault(&c.Limits.MaxHeaderBytes, Size(DefaultMaxHeaderBytes))
 	setDefault(&c.Limits.MaxBody, Size(DefaultMaxBody))

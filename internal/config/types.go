@@ -217,6 +217,12 @@ type Timeouts struct {
 	// and for a small framed body (up to 64 KiB) with them (504 after
 	// it); a larger or unframed body streams. Default 60s.
 	BackendResponse Duration `yaml:"backend_response"`
+	// BackendIdle bounds each read of a streamed backend response body
+	// (over 64 KiB or unframed: downloads, chunked, SSE): a backend that
+	// sends nothing for this long mid-stream is cut off, and the client's
+	// response is cut short (never ended as if whole). A quiet SSE stream
+	// needs heartbeats more often than this. Default 5m.
+	BackendIdle Duration `yaml:"backend_idle"`
 	// Shutdown bounds draining in-flight requests on SIGINT/SIGTERM. Default 30s.
 	Shutdown Duration `yaml:"shutdown"`
 	// BodyIdle bounds the wait for each read of a request body (per

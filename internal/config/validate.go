@@ -60,7 +60,7 @@ func (c *Config) Validate() []Problem {
 		{"timeouts.handshake", c.Timeouts.Handshake}, {"timeouts.read_header", c.Timeouts.ReadHeader},
 		{"timeouts.idle", c.Timeouts.Idle}, {"timeouts.backend_connect", c.Timeouts.BackendConnect},
 		{"timeouts.backend_response", c.Timeouts.BackendResponse}, {"timeouts.shutdown", c.Timeouts.Shutdown},
-		{"timeouts.body_idle", c.Timeouts.BodyIdle},
+		{"timeouts.body_idle", c.Timeouts.BodyIdle}, {"timeouts.backend_idle", c.Timeouts.BackendIdle},
 	} {
 		if d.v <= 0 {
 			ps.add(d.field, "must be greater than zero (a missing timeout lets slow clients hold connections forever)")

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -65,6 +68,51 @@ func TestStalledSmallBodyTimesOut(t *testing.T) {
 			t.Errorf("stalled body: %d %q %v; want gatehouse's 504 JSON", status, body, hdr)
 		}
 	})
+}
+
+// A streamed response (chunked here, as SSE is) whose backend goes quiet
+// mid-stream is cut off after timeouts.backend_idle without a read: the
+// client's body ends in an error, never as if whole, and the audit record
+// says why. Without the bound the stream hangs until the client gives up.
+func TestStalledStreamIsCut(t *testing.T) {
+	p := newPKI(t)
+	be := newRawBackend(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	be.respond = func(c net.Conn, req *http.Request) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n")
+		// Two events within the bound: the timer restarts at each read.
+		for _, ev := range []string{"data: one\n\n", "data: two\n\n"} {
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
+			time.Sleep(300 * time.Millisecond)
+		}
+		<-release // then stalls until the test ends
+		c.Close()
+	}
+	g := startGateway(t, p.dir, baseConfig(p, be.url(), "timeouts: { backend_idle: 500ms }\n"))
+	forEachEngine(t, func(t *testing.T, e engine) {
+		c := g.client(p.clientTLS(p.client, "localhost"), e.h2)
+		c.Timeout = 10 * time.Second
+		resp, err := c.Get("https://localhost/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		start := time.Now()
+		body, err := io.ReadAll(resp.Body)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the stalled stream ended after %v", d)
+		}
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Client.Timeout") {
+			t.Errorf("stalled stream: body %q, err %v; want it cut short by the gateway", body, err)
+		}
+		if !strings.Contains(string(body), "data: one") || !strings.Contains(string(body), "data: two") {
+			t.Errorf("events before the stall were lost: %q", body)
+		}
+	})
+	if a := g.auditLog(); strings.Count(a, "mid-stream (timeouts.backend_idle)") != 2 {
+		t.Errorf("audit records do not say the backend stalled, on both engines:\n%s", a)
+	}
 }
 
 // The HTTP/2 engine sends a small response's HEADERS and DATA in one

@@ -18,7 +18,8 @@ import (
 // again on every reload (a rotated client certificate takes effect).
 func upstreamFor(f *config.File, rc *config.Route, backend *url.URL, ups, prev map[string]*upstream.Client) (*upstream.Client, error) {
 	t := f.Config.Timeouts
-	key := backend.String() + "\x00" + strconv.FormatInt(int64(t.BackendConnect), 10) + "\x00" + strconv.FormatInt(int64(t.BackendResponse), 10)
+	key := backend.String() + "\x00" + strconv.FormatInt(int64(t.BackendConnect), 10) + "\x00" + strconv.FormatInt(int64(t.BackendResponse), 10) +
+		"\x00" + strconv.FormatInt(int64(t.BackendIdle), 10)
 	var pool config.BackendPool
 	if rc.BackendPool != nil {
 		pool = *rc.BackendPool
@@ -56,10 +57,11 @@ func upstreamFor(f *config.File, rc *config.Route, backend *url.URL, ups, prev m
 		return c, nil
 	}
 	c, err := upstream.New(upstream.Config{
-		Backend:         backend,
-		TLS:             tc,
-		DialTimeout:     time.Duration(t.BackendConnect),
-		ResponseTimeout: time.Duration(t.BackendResponse),
+		Backend:           backend,
+		TLS:               tc,
+		DialTimeout:       time.Duration(t.BackendConnect),
+		ResponseTimeout:   time.Duration(t.BackendResponse),
+		StreamIdleTimeout: time.Duration(t.BackendIdle),
 		// backend_pool; zero keeps the client's defaults.
 		MaxConns:            pool.MaxConns,
 		MaxIdleConnDuration: time.Duration(pool.IdleTimeout),

@@ -34,8 +34,13 @@ type Config struct {
 	// DialTimeout bounds connecting (and the TLS handshake). Default 5s.
 	DialTimeout time.Duration
 	// ResponseTimeout bounds the wait for the response headers after the
-	// request is written. Default 60s. It does not bound a streamed body.
+	// request is written, and a small framed body read with them. Default
+	// 60s.
 	ResponseTimeout time.Duration
+	// StreamIdleTimeout bounds each read of a streamed response body (over
+	// BufferedResponse or unframed): a backend that sends nothing for this
+	// long mid-stream is cut off. Default 5m.
+	StreamIdleTimeout time.Duration
 	// MaxConns bounds the connections to the backend. Default 1024.
 	MaxConns int
 	// MaxIdleConnDuration closes connections idle this long. Default 10s,
@@ -46,14 +51,15 @@ type Config struct {
 // Client sends requests to one backend over a keep-alive pool. It knows
 // no policy: the pipeline decided what to send.
 type Client struct {
-	hc       *fasthttp.HostClient
-	addr     string
-	host     string // the Host header the backend gets
-	prefix   string // backend URL path without its trailing "/"
-	isTLS    bool
-	tls      *tls.Config
-	dial     time.Duration
-	response time.Duration
+	hc         *fasthttp.HostClient
+	addr       string
+	host       string // the Host header the backend gets
+	prefix     string // backend URL path without its trailing "/"
+	isTLS      bool
+	tls        *tls.Config
+	dial       time.Duration
+	response   time.Duration
+	streamIdle time.Duration
 }
 
 // New returns a client for cfg.
@@ -63,17 +69,21 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("new upstream client: backend must be an http or https URL with a host")
 	}
 	c := &Client{
-		host:     u.Host,
-		prefix:   strings.TrimSuffix(u.EscapedPath(), "/"),
-		isTLS:    u.Scheme == "https",
-		dial:     cfg.DialTimeout,
-		response: cfg.ResponseTimeout,
+		host:       u.Host,
+		prefix:     strings.TrimSuffix(u.EscapedPath(), "/"),
+		isTLS:      u.Scheme == "https",
+		dial:       cfg.DialTimeout,
+		response:   cfg.ResponseTimeout,
+		streamIdle: cfg.StreamIdleTimeout,
 	}
 	if c.dial <= 0 {
 		c.dial = 5 * time.Second
 	}
 	if c.response <= 0 {
 		c.response = 60 * time.Second
+	}
+	if c.streamIdle <= 0 {
+		c.streamIdle = 5 * time.Minute
 	}
 	port := u.Port()
 	if port == "" {
@@ -175,11 +185,13 @@ func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	// read whole before the status goes out, under what remains of it (a
 	// backend that stalls mid-body gets the client a 504, not a request
 	// that hangs); a streamed body (SSE, a large download) may take as
-	// long as the client keeps reading. A deadline left on a pooled
-	// connection is set again before its next response is read.
+	// long as the client keeps reading, but each of its reads is bounded
+	// by the stream idle timeout, as nginx's proxy_read_timeout bounds
+	// them. fasthttp sets the response timeout again after the next
+	// request on a pooled connection is written.
 	if !ReadWhole(resp.Header.ContentLength()) {
 		if a, ok := resp.LocalAddr().(*connAddr); ok {
-			a.c.SetReadDeadline(time.Time{})
+			a.c.idle = c.streamIdle
 		}
 	}
 	return nil

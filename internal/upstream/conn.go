@@ -2,8 +2,10 @@ package upstream
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"syscall"
+	"time"
 )
 
 // errUnsolicited: the backend sent bytes on an idle pooled connection
@@ -25,6 +27,10 @@ type conn struct {
 	local connAddr
 	raw   syscall.RawConn // nil when the check is not possible
 	used  bool            // a response was read since the last request
+	// idle, while a response body streams, bounds each read: a backend
+	// that stalls mid-stream is cut off (timeouts.backend_idle). Zero
+	// while fasthttp's own deadline (the response timeout) applies.
+	idle time.Duration
 }
 
 type connAddr struct {
@@ -47,10 +53,19 @@ func (c *conn) LocalAddr() net.Addr { return &c.local }
 
 func (c *conn) Read(p []byte) (int, error) {
 	c.used = true
-	return c.Conn.Read(p)
+	if c.idle <= 0 {
+		return c.Conn.Read(p)
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	n, err := c.Conn.Read(p)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		err = fmt.Errorf("backend sent nothing for %v mid-stream (timeouts.backend_idle): %w", c.idle, err)
+	}
+	return n, err
 }
 
 func (c *conn) Write(p []byte) (int, error) {
+	c.idle = 0 // a new request: fasthttp bounds its response headers
 	if c.used {
 		c.used = false
 		if c.raw != nil && pending(c.raw) {
