@@ -26,8 +26,42 @@ type prober struct {
 	// internalErrors counts the internal_error alerts the server sent
 	// (read by every raw probe, and by the crypto/tls handshakes): it
 	// failed, it did not refuse (a handshake rate limit answers so,
-	// gatehouse's among them).
-	internalErrors atomic.Int32
+	// gatehouse's among them). Shared by the probers watched returns.
+	internalErrors *atomic.Int32
+	// probeErrors, on a prober from watched, counts them for one probe.
+	probeErrors *atomic.Int32
+}
+
+// sawInternalError counts one internal_error alert.
+func (p *prober) sawInternalError() {
+	if p.internalErrors != nil {
+		p.internalErrors.Add(1)
+	}
+	if p.probeErrors != nil {
+		p.probeErrors.Add(1)
+	}
+}
+
+// watched returns a prober like p (the same bounds and scan-wide count)
+// that also counts the internal_error alerts of its own probes in n, so
+// that a probe running beside others can tell whether its answers were
+// failures (see judged).
+func (p *prober) watched() (q *prober, n *atomic.Int32) {
+	c := *p
+	c.probeErrors = new(atomic.Int32)
+	return &c, c.probeErrors
+}
+
+// judged is v, a probed verdict, seen with the n internal_error alerts
+// the server sent during its probe: a "not vulnerable" reached while the
+// server failed handshakes rather than answered them (a handshake rate
+// limit) is not a verdict, so it becomes "not tested" and says why.
+func judged(v Vuln, n int32) Vuln {
+	if n > 0 && v.Status == NotVulnerable && v.Method == "probed" {
+		v.Status = NotTested
+		v.Detail = fmt.Sprintf("inconclusive: the server answered internal_error %d time(s) during the probe (it failed rather than answered; a handshake rate limit answers so); the probe saw: %s", n, v.Detail)
+	}
+	return v
 }
 
 // helloResult is what the server answered to one ClientHello.
@@ -63,7 +97,7 @@ func (p *prober) dialRaw(ctx context.Context) (*conn, func(), error) {
 		return nil, nil, fmt.Errorf("connect %s: %w", p.addr, err)
 	}
 	nc.SetDeadline(time.Now().Add(p.timeout))
-	return &conn{Conn: nc, internalErrors: &p.internalErrors}, release, nil
+	return &conn{Conn: nc, sawInternalError: p.sawInternalError}, release, nil
 }
 
 // hello sends ch and reads the answer: the ServerHello and, for TLS

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -96,7 +97,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	s := &scanner{opts: opts, host: host, now: opts.Now}
 	s.p = &prober{addr: opts.Addr, sni: opts.ServerName, timeout: opts.Timeout,
-		sem: make(chan struct{}, opts.Concurrency), dial: opts.Dial}
+		sem: make(chan struct{}, opts.Concurrency), dial: opts.Dial, internalErrors: new(atomic.Int32)}
 	s.httpClient = &http.Client{Timeout: opts.Timeout, Transport: &http.Transport{DialContext: opts.Dial, Proxy: nil},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	// The whole scan is bounded too, so a server that answers slowly
@@ -165,7 +166,18 @@ func (s *scanner) run(ctx context.Context) (*Report, error) {
 		s.httpChecks(ctx, r)
 	}
 	r.Vulns = append(probed, r.inferredVulns()...)
-	r.Vulns = append(r.Vulns, s.p.robot(ctx, r), r.breach(), s.ticketbleed(ctx, r), s.p.poodleTLS(ctx, r, s.opts.ClientCert))
+	// These probes run one after the other, nothing beside them: the
+	// scan-wide count of internal_error alerts is theirs.
+	probe := func(f func() Vuln) Vuln {
+		before := s.p.internalErrors.Load()
+		v := f()
+		return judged(v, s.p.internalErrors.Load()-before)
+	}
+	r.Vulns = append(r.Vulns,
+		probe(func() Vuln { return s.p.robot(ctx, r) }),
+		r.breach(),
+		probe(func() Vuln { return s.ticketbleed(ctx, r) }),
+		probe(func() Vuln { return s.p.poodleTLS(ctx, r, s.opts.ClientCert) }))
 	slices.SortStableFunc(r.Vulns, func(a, b Vuln) int { return vulnOrder(a.ID) - vulnOrder(b.ID) })
 	r.Behaviour.InternalErrors = int(s.p.internalErrors.Load())
 	r.computeGrade()

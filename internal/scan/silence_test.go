@@ -186,3 +186,23 @@ func TestInternalErrorIsNoRefusal(t *testing.T) {
 		t.Fatalf("bad_certificate judged %s, want pass (refused)", st)
 	}
 }
+
+// A probed "not vulnerable" seen with internal_error answers is not a
+// verdict; a finding (vulnerable) and an inferred verdict stand.
+func TestJudgedInternalErrors(t *testing.T) {
+	nv := Vuln{ID: "crime", Method: "probed", Status: NotVulnerable, Detail: "compression refused"}
+	if got := judged(nv, 0); got != nv {
+		t.Errorf("no internal_error: %+v, want it unchanged", got)
+	}
+	if got := judged(nv, 2); got.Status != NotTested || !strings.Contains(got.Detail, "internal_error 2 time(s)") || !strings.Contains(got.Detail, "compression refused") {
+		t.Errorf("with internal_error: %+v, want not tested, saying why and what the probe saw", got)
+	}
+	for _, v := range []Vuln{
+		{ID: "heartbleed", Method: "probed", Status: Vulnerable, Detail: "memory"},
+		{ID: "rc4", Method: "inferred", Status: NotVulnerable, Detail: "no RC4"},
+	} {
+		if got := judged(v, 3); got != v {
+			t.Errorf("%+v became %+v", v, got)
+		}
+	}
+}

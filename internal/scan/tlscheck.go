@@ -102,7 +102,7 @@ func (s *scanner) dialTLS(ctx context.Context, cfg *tls.Config, h *handshake, re
 		h.err = err
 		h.alert = alertFrom(err)
 		if h.alert == internalErrorAlert {
-			s.p.internalErrors.Add(1)
+			s.p.sawInternalError()
 		}
 		return
 	}

@@ -47,17 +47,23 @@ func (p *prober) behaviourProbes(ctx context.Context, r *Report, cert *tls.Certi
 		} else if err != nil {
 			r.Errors = append(r.Errors, err.Error())
 		}
-		// Compression: offer DEFLATE first.
+		// Compression: offer DEFLATE first. Each probe counts its own
+		// internal_error answers: others run beside this one.
 		crime := Vuln{ID: "crime", Name: "CRIME (TLS compression)", CVE: "CVE-2012-4929", Method: "probed", Status: NotVulnerable, Detail: "compression refused"}
 		ch := p.baseHello(v, suites)
 		ch.compression = []byte{1, 0}
-		if res, err := p.hello(ctx, ch, false, false); err == nil && res.accepted() && res.hello.compression != 0 {
+		q, n := p.watched()
+		if res, err := q.hello(ctx, ch, false, false); err == nil && res.accepted() && res.hello.compression != 0 {
 			r.Behaviour.Compression = true
 			crime.Status, crime.Detail = Vulnerable, "the server chose DEFLATE compression"
 		} else if err != nil {
 			crime.Status, crime.Detail = NotTested, err.Error()
 		}
-		vulns = append(vulns, crime, p.heartbleed(ctx, r, v, suites), p.ccsInjection(ctx, v, suites))
+		vulns = append(vulns, judged(crime, n.Load()))
+		q, n = p.watched()
+		vulns = append(vulns, judged(q.heartbleed(ctx, r, v, suites), n.Load()))
+		q, n = p.watched()
+		vulns = append(vulns, judged(q.ccsInjection(ctx, v, suites), n.Load()))
 		r.Behaviour.ClientRenegotiation = p.clientRenegotiation(ctx, r, cert)
 	}
 	r.Behaviour.FallbackSCSV = p.fallbackSCSV(ctx, r)

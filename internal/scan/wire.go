@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -460,8 +459,9 @@ func parseServerKeyExchange(body []byte, suite Suite, version uint16) (*keyExcha
 type conn struct {
 	net.Conn
 	hsBuf []byte // handshake bytes not yet returned
-	// internalErrors, if set, counts the internal_error alerts read.
-	internalErrors *atomic.Int32
+	// sawInternalError, if set, is called for each internal_error alert
+	// read.
+	sawInternalError func()
 }
 
 // alertError is an alert the server sent.
@@ -551,8 +551,8 @@ func (c *conn) readRecord() (typ uint8, payload []byte, err error) {
 	if _, err := io.ReadFull(c.Conn, payload); err != nil {
 		return 0, nil, err
 	}
-	if hdr[0] == recordAlert && len(payload) >= 2 && payload[1] == alertInternalError && c.internalErrors != nil {
-		c.internalErrors.Add(1)
+	if hdr[0] == recordAlert && len(payload) >= 2 && payload[1] == alertInternalError && c.sawInternalError != nil {
+		c.sawInternalError()
 	}
 	return hdr[0], payload, nil
 }
