@@ -64,6 +64,20 @@ func judged(v Vuln, n int32) Vuln {
 	return v
 }
 
+// judgedListed is v, a verdict that rests on what the listing of
+// protocols and suites found, seen with the n internal_error alerts the
+// server sent during the listing: a "not vulnerable" that follows from
+// something not being offered is not a verdict when the listing was
+// answered by failures (a suite the server failed to negotiate may be
+// offered), so it becomes "not tested".
+func judgedListed(v Vuln, n int32) Vuln {
+	if n > 0 && v.Status == NotVulnerable {
+		v.Status = NotTested
+		v.Detail = fmt.Sprintf("inconclusive: the server answered internal_error %d time(s) while its protocols and suites were listed, so it may offer more than the report shows; inferred from what was listed: %s", n, v.Detail)
+	}
+	return v
+}
+
 // helloResult is what the server answered to one ClientHello.
 type helloResult struct {
 	hello       *serverHello

@@ -42,7 +42,7 @@ func (p *prober) robot(ctx context.Context, r *Report) Vuln {
 		}
 	}
 	if len(rsaKx) == 0 {
-		out.Status, out.Detail = NotVulnerable, "no RSA key exchange suite accepted"
+		out.Status, out.Detail, out.Method = NotVulnerable, "no RSA key exchange suite accepted", "inferred"
 		return out
 	}
 	answers := make([]string, 5)

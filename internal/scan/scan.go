@@ -138,6 +138,8 @@ func (s *scanner) run(ctx context.Context) (*Report, error) {
 	if !slices.ContainsFunc(r.Protocols, func(p Protocol) bool { return p.Offered }) {
 		return nil, fmt.Errorf("scan %s: no SSL or TLS version could be negotiated (is it a TLS port?)", s.opts.Addr)
 	}
+	// Nothing ran beside the listing: these alerts are its own.
+	listedErrors := s.p.internalErrors.Load()
 
 	s.opts.Progress("groups, signature algorithms, behaviour")
 	wg.Go(func() { s.keyExchange(ctx, r) })
@@ -165,7 +167,13 @@ func (s *scanner) run(ctx context.Context) (*Report, error) {
 	if s.opts.HTTP {
 		s.httpChecks(ctx, r)
 	}
-	r.Vulns = append(probed, r.inferredVulns()...)
+	// Every verdict of inferredVulns rests on the listing (those marked
+	// probed too: the listing asked for RC4, export suites, SSLv2).
+	listed := r.inferredVulns()
+	for i := range listed {
+		listed[i] = judgedListed(listed[i], listedErrors)
+	}
+	r.Vulns = append(probed, listed...)
 	// These probes run one after the other, nothing beside them: the
 	// scan-wide count of internal_error alerts is theirs.
 	probe := func(f func() Vuln) Vuln {
@@ -178,6 +186,11 @@ func (s *scanner) run(ctx context.Context) (*Report, error) {
 		r.breach(),
 		probe(func() Vuln { return s.ticketbleed(ctx, r) }),
 		probe(func() Vuln { return s.p.poodleTLS(ctx, r, s.opts.ClientCert) }))
+	for i := range r.Vulns {
+		if r.Vulns[i].Method == "inferred" { // "only TLS 1.3 is offered", "no RSA key exchange suite accepted"
+			r.Vulns[i] = judgedListed(r.Vulns[i], listedErrors)
+		}
+	}
 	slices.SortStableFunc(r.Vulns, func(a, b Vuln) int { return vulnOrder(a.ID) - vulnOrder(b.ID) })
 	r.Behaviour.InternalErrors = int(s.p.internalErrors.Load())
 	r.computeGrade()

@@ -205,4 +205,16 @@ func TestJudgedInternalErrors(t *testing.T) {
 			t.Errorf("%+v became %+v", v, got)
 		}
 	}
+	// A "not vulnerable" that rests on what the listing found is not a
+	// verdict when the listing met internal_error.
+	rc4 := Vuln{ID: "rc4", Method: "inferred", Status: NotVulnerable, Detail: "no RC4 suite accepted"}
+	if got := judgedListed(rc4, 0); got != rc4 {
+		t.Errorf("listing without internal_error: %+v, want it unchanged", got)
+	}
+	if got := judgedListed(rc4, 4); got.Status != NotTested || !strings.Contains(got.Detail, "while its protocols and suites were listed") || !strings.Contains(got.Detail, "no RC4 suite accepted") {
+		t.Errorf("listing with internal_error: %+v, want not tested, saying why", got)
+	}
+	if v := (Vuln{ID: "rc4", Status: Vulnerable, Detail: "RC4 suites accepted"}); judgedListed(v, 4) != v {
+		t.Errorf("a finding was changed: %+v", judgedListed(v, 4))
+	}
 }

@@ -27,7 +27,7 @@ func (c *ticketCache) Put(_ string, cs *tls.ClientSessionState) {
 func (s *scanner) ticketbleed(ctx context.Context, r *Report) Vuln {
 	v := Vuln{ID: "ticketbleed", Name: "Ticketbleed", CVE: "CVE-2016-9244", Method: "probed"}
 	if !r.offered(VersionTLS12) {
-		v.Status, v.Detail = NotVulnerable, "no TLS 1.2 (session tickets are a TLS 1.2 feature here)"
+		v.Status, v.Detail, v.Method = NotVulnerable, "no TLS 1.2 (session tickets are a TLS 1.2 feature here)", "inferred"
 		return v
 	}
 	cache := &ticketCache{}
