@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -275,4 +277,69 @@ func crlLists(crl *x509.RevocationList, serial *big.Int) bool {
 		}
 	}
 	return false
+}
+
+// crlRaceStore runs during, once, between the replica's read of the
+// latest CRL and the end of that read: another replica's change landing
+// while this one reloads.
+type crlRaceStore struct {
+	store.Store
+	during func()
+}
+
+func (s *crlRaceStore) LatestCRL(ctx context.Context) (store.CRL, error) {
+	c, err := s.Store.LatestCRL(ctx)
+	if f := s.during; f != nil {
+		s.during = nil
+		f()
+	}
+	return c, err
+}
+
+// A revocation through replica A that commits while replica B is
+// reloading (after B read the inventory's generation and the CRL, before
+// B finished) reaches B's CRL at B's next look, on both stores:
+// B must not take A's change for one it has already loaded. (Found as a
+// flake of TestReplicasOnPostgres: B kept serving a CRL without the
+// revocation until the CRL was half-way to its NextUpdate.)
+func TestReloadDuringRevocation(t *testing.T) {
+	eachStore(t, func(t *testing.T, opts InitOptions) {
+		ctx := context.Background()
+		a := newCA(t, opts)
+		b, err := Open(a.Dir(), testPass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		srv, err := NewServer(b, ServerOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, err := a.Issue(IssueRequest{Profile: ProfileClient, CN: "revoked-during-reload"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// B's next reload (the issuance changed the generation) reads
+		// the CRL just before A revokes and signs a new one.
+		b.store = &crlRaceStore{Store: b.store, during: func() {
+			if _, err := a.Revoke(ctx, target.Cert().SerialNumber, ReasonKeyCompromise); err != nil {
+				t.Error(err)
+			}
+		}}
+		if err := srv.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Refresh(ctx); err != nil { // B's next look
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest("GET", "/crl", nil))
+		crl, err := x509.ParseRevocationList(rec.Body.Bytes())
+		if err != nil {
+			t.Fatalf("GET /crl: %d %v", rec.Code, err)
+		}
+		if !crlLists(crl, target.Cert().SerialNumber) {
+			t.Errorf("B serves CRL %d without the revocation A made during B's reload", crl.Number)
+		}
+	})
 }
