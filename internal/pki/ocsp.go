@@ -122,6 +122,10 @@ type Responder struct {
 
 	mu    sync.RWMutex
 	cache map[cacheKey]*cachedResponse
+	// epoch counts Invalidate calls: an answer computed from a lookup
+	// made before the last Invalidate is not cached (it may predate the
+	// change that Invalidate was for).
+	epoch uint64
 
 	// delegate, when set, signs instead of the CA key (see delegate.go).
 	delegate   atomic.Pointer[ocspSigner]
@@ -192,6 +196,7 @@ func signatureAlgorithm(pub crypto.PublicKey) (pkix.AlgorithmIdentifier, crypto.
 func (r *Responder) Invalidate() {
 	r.mu.Lock()
 	clear(r.cache)
+	r.epoch++
 	r.mu.Unlock()
 }
 
@@ -238,13 +243,11 @@ func (r *Responder) respond(ctx context.Context, der []byte) (resp []byte, cache
 	}
 	now := r.ca.now()
 	key := cacheKey{serial: store.FormatSerial(req.SerialNumber), hash: req.HashAlgorithm}
-	if nonce == nil {
-		r.mu.RLock()
-		c := r.cache[key]
-		r.mu.RUnlock()
-		if c != nil && now.Before(c.thisUpdate.Add(c.nextUpdate.Sub(c.thisUpdate)/2)) {
-			return c.der, true, nil
-		}
+	r.mu.RLock()
+	c, epoch := r.cache[key], r.epoch
+	r.mu.RUnlock()
+	if nonce == nil && c != nil && now.Before(c.thisUpdate.Add(c.nextUpdate.Sub(c.thisUpdate)/2)) {
+		return c.der, true, nil
 	}
 	st, err := r.ca.Status(ctx, req.SerialNumber)
 	if err != nil {
@@ -260,12 +263,17 @@ func (r *Responder) respond(ctx context.Context, der []byte) (resp []byte, cache
 		return ocsp.InternalErrorErrorResponse, false, err
 	}
 	// Unknown serials are not cached: anyone can ask about any number.
+	// Nor is an answer whose lookup came before an Invalidate: a
+	// revocation committed while it was signed would stay hidden behind
+	// it (TestOCSPAnswerDuringRevocation).
 	if nonce == nil && st.Status != ocsp.Unknown {
 		r.mu.Lock()
-		if len(r.cache) >= maxCachedResponses {
-			clear(r.cache)
+		if r.epoch == epoch {
+			if len(r.cache) >= maxCachedResponses {
+				clear(r.cache)
+			}
+			r.cache[key] = &cachedResponse{der: out, thisUpdate: thisUpdate, nextUpdate: nextUpdate}
 		}
-		r.cache[key] = &cachedResponse{der: out, thisUpdate: thisUpdate, nextUpdate: nextUpdate}
 		r.mu.Unlock()
 	}
 	return out, nonce == nil, nil

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,6 +341,64 @@ func TestReloadDuringRevocation(t *testing.T) {
 		}
 		if !crlLists(crl, target.Cert().SerialNumber) {
 			t.Errorf("B serves CRL %d without the revocation A made during B's reload", crl.Number)
+		}
+	})
+}
+
+// getRaceStore runs during, once, right after a status lookup (Get): a
+// change landing while an OCSP answer computed from that lookup is being
+// signed.
+type getRaceStore struct {
+	store.Store
+	during atomic.Pointer[func()] // armed by the test, taken by the server's lookup
+}
+
+func (s *getRaceStore) Get(ctx context.Context, serial string) (store.Record, error) {
+	r, err := s.Store.Get(ctx, serial)
+	if f := s.during.Swap(nil); f != nil {
+		(*f)()
+	}
+	return r, err
+}
+
+// An OCSP answer computed from the inventory before a revocation, while
+// the revocation commits and the server reloads (dropping its cached
+// answers), is not cached after that reload: the next query says revoked.
+// Before, the stale "good" was cached until half its validity or the next
+// change to the inventory.
+func TestOCSPAnswerDuringRevocation(t *testing.T) {
+	eachStore(t, func(t *testing.T, opts InitOptions) {
+		ctx := context.Background()
+		a := newCA(t, opts)
+		b, err := Open(a.Dir(), testPass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		race := &getRaceStore{Store: b.store}
+		b.store = race // before the server starts; it wraps no Watcher, so B reloads only when told
+		srv, base := startServer(t, b, time.Hour)
+		target, err := a.Issue(IssueRequest{Profile: ProfileClient, CN: "revoked-while-answered"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		during := func() {
+			if _, err := a.Revoke(ctx, target.Cert().SerialNumber, ReasonKeyCompromise); err != nil {
+				t.Error(err)
+			}
+			if err := srv.Refresh(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+		race.during.Store(&during)
+		if r := ocspQuery(t, base, target.Cert(), b.Issuer(), false); r.Status != ocsp.Good {
+			t.Fatalf("the answer read before the revocation: %d, want good", r.Status)
+		}
+		if r := ocspQuery(t, base, target.Cert(), b.Issuer(), false); r.Status != ocsp.Revoked {
+			t.Errorf("after the revocation and the reload: OCSP status %d, want revoked (a stale answer was cached)", r.Status)
 		}
 	})
 }
