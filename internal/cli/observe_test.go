@@ -177,3 +177,17 @@ func TestRestartOnlyExpiryAlerts(t *testing.T) {
 		t.Errorf("changed thresholds: %v", got)
 	}
 }
+
+// The HTTP/2 engine's limits are set when it starts: a reload that
+// changes them says they wait for a restart (they were silently ignored).
+func TestRestartOnlyHTTP2Limits(t *testing.T) {
+	var a, b config.Config
+	a.Limits.MaxStreams, b.Limits.MaxStreams = 100, 200
+	a.Limits.BackendConnsPerClient, b.Limits.BackendConnsPerClient = 16, 32
+	got := restartOnly(&a, &b)
+	for _, want := range []string{"limits.max_streams", "limits.backend_conns_per_client"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("changed %s not reported: %v", want, got)
+		}
+	}
+}

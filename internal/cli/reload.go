@@ -100,6 +100,9 @@ func restartOnly(old, new *config.Config) []string {
 		{"timeouts.read_header", old.Timeouts.ReadHeader == new.Timeouts.ReadHeader},
 		{"timeouts.idle", old.Timeouts.Idle == new.Timeouts.Idle},
 		{"limits.max_header_bytes", old.Limits.MaxHeaderBytes == new.Limits.MaxHeaderBytes},
+		// The HTTP/2 engine's, set when it starts (gateway.Serve).
+		{"limits.max_streams", old.Limits.MaxStreams == new.Limits.MaxStreams},
+		{"limits.backend_conns_per_client", old.Limits.BackendConnsPerClient == new.Limits.BackendConnsPerClient},
 		{"log", old.Log == new.Log},
 		{"expiry_alerts", old.ExpiryAlerts.Webhook == new.ExpiryAlerts.Webhook && old.ExpiryAlerts.StateFile == new.ExpiryAlerts.StateFile &&
 			slices.Equal(old.ExpiryAlerts.Thresholds, new.ExpiryAlerts.Thresholds)},

@@ -315,3 +315,38 @@ func TestH2ResponseInOneRecord(t *testing.T) {
 		}
 	}
 }
+
+// limits.max_streams is the HTTP/2 engine's, set when it starts: a reload
+// leaves it as it was (the reload names it among the settings that wait
+// for a restart, cli.restartOnly). If it ever becomes reloadable, this
+// test and that list change together.
+func TestMaxStreamsWaitsForRestart(t *testing.T) {
+	p := newPKI(t)
+	be := newRawBackend(t)
+	g := startGateway(t, p.dir, baseConfig(p, be.url(), "limits: { max_streams: 50 }\n"))
+	reload(t, g, p.dir, baseConfig(p, be.url(), "limits: { max_streams: 200 }\n"))
+	cfg := p.clientTLS(p.client, "localhost")
+	cfg.NextProtos = []string{"h2"}
+	conn, err := tls.Dial("tcp", g.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, http2.ClientPreface)
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok {
+		t.Fatalf("first frame %T, want SETTINGS", f)
+	}
+	if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || v != 50 {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS after the reload: %d (%v), want 50 until a restart", v, ok)
+	}
+}
