@@ -110,10 +110,10 @@ func (s *Server) Refresh(ctx context.Context) error {
 	// The generation kept is the one read before the CRL: whatever
 	// changed after it is looked at again at the next poll. That is
 	// this refresh's own signing, if CurrentCRL signed (one reload for
-	// nothing), or another replica's revocation committed during this
-	// reload, which reading the generation again here would take for
-	// loaded while the CRL in hand does not have it
-	// (TestReloadDuringRevocation).
+	// nothing), or a revocation by another process (`ca revoke`, another
+	// replica) committed during this reload, which reading the generation
+	// again here would take for loaded while the CRL in hand does not
+	// have it (TestReloadDuringRevocation).
 	s.crl.Store(crl)
 	s.ocsp.Invalidate()
 	if s.gen >= 0 {
