@@ -324,6 +324,11 @@ func TestMaxStreamsWaitsForRestart(t *testing.T) {
 	p := newPKI(t)
 	be := newRawBackend(t)
 	g := startGateway(t, p.dir, baseConfig(p, be.url(), "limits: { max_streams: 50 }\n"))
+	// Serve has started (and made its engines) once a request is served:
+	// only then is the reload one that a running gateway gets.
+	if status, _, _ := get(t, g.client(p.clientTLS(p.client, "localhost"), true), "localhost", "/"); status != 200 {
+		t.Fatalf("before the reload: %d", status)
+	}
 	reload(t, g, p.dir, baseConfig(p, be.url(), "limits: { max_streams: 200 }\n"))
 	cfg := p.clientTLS(p.client, "localhost")
 	cfg.NextProtos = []string{"h2"}
