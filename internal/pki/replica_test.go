@@ -280,21 +280,46 @@ func crlLists(crl *x509.RevocationList, serial *big.Int) bool {
 	return false
 }
 
-// crlRaceStore runs during, once, between the replica's read of the
-// latest CRL and the end of that read: another replica's change landing
-// while this one reloads.
-type crlRaceStore struct {
+// raceStore lets a test run another process's change at one chosen
+// moment of a replica's work: afterLatestCRL right after the replica read
+// the latest CRL (mid-reload), afterGet right after it looked a serial up
+// (an OCSP answer being made). Each hook runs once. It wraps no Watcher,
+// so the replica reloads only when told.
+type raceStore struct {
 	store.Store
-	during func()
+	afterLatestCRL, afterGet atomic.Pointer[func()]
 }
 
-func (s *crlRaceStore) LatestCRL(ctx context.Context) (store.CRL, error) {
-	c, err := s.Store.LatestCRL(ctx)
-	if f := s.during; f != nil {
-		s.during = nil
-		f()
+func runOnce(p *atomic.Pointer[func()]) {
+	if f := p.Swap(nil); f != nil {
+		(*f)()
 	}
+}
+
+func (s *raceStore) LatestCRL(ctx context.Context) (store.CRL, error) {
+	c, err := s.Store.LatestCRL(ctx)
+	runOnce(&s.afterLatestCRL)
 	return c, err
+}
+
+func (s *raceStore) Get(ctx context.Context, serial string) (store.Record, error) {
+	r, err := s.Store.Get(ctx, serial)
+	runOnce(&s.afterGet)
+	return r, err
+}
+
+// secondHandle opens a's CA directory again, as another process (a
+// replica, or `ca revoke` beside `ca serve`) would, behind a raceStore.
+func secondHandle(t *testing.T, a *CA) (*CA, *raceStore) {
+	t.Helper()
+	b, err := Open(a.Dir(), testPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	race := &raceStore{Store: b.store}
+	b.store = race
+	return b, race
 }
 
 // A revocation through replica A that commits while replica B is
@@ -307,11 +332,7 @@ func TestReloadDuringRevocation(t *testing.T) {
 	eachStore(t, func(t *testing.T, opts InitOptions) {
 		ctx := context.Background()
 		a := newCA(t, opts)
-		b, err := Open(a.Dir(), testPass)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
+		b, race := secondHandle(t, a)
 		srv, err := NewServer(b, ServerOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -322,11 +343,12 @@ func TestReloadDuringRevocation(t *testing.T) {
 		}
 		// B's next reload (the issuance changed the generation) reads
 		// the CRL just before A revokes and signs a new one.
-		b.store = &crlRaceStore{Store: b.store, during: func() {
+		revoke := func() {
 			if _, err := a.Revoke(ctx, target.Cert().SerialNumber, ReasonKeyCompromise); err != nil {
 				t.Error(err)
 			}
-		}}
+		}
+		race.afterLatestCRL.Store(&revoke)
 		if err := srv.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -345,22 +367,6 @@ func TestReloadDuringRevocation(t *testing.T) {
 	})
 }
 
-// getRaceStore runs during, once, right after a status lookup (Get): a
-// change landing while an OCSP answer computed from that lookup is being
-// signed.
-type getRaceStore struct {
-	store.Store
-	during atomic.Pointer[func()] // armed by the test, taken by the server's lookup
-}
-
-func (s *getRaceStore) Get(ctx context.Context, serial string) (store.Record, error) {
-	r, err := s.Store.Get(ctx, serial)
-	if f := s.during.Swap(nil); f != nil {
-		(*f)()
-	}
-	return r, err
-}
-
 // An OCSP answer computed from the inventory before a revocation, while
 // the revocation commits and the server reloads (dropping its cached
 // answers), is not cached after that reload: the next query says revoked.
@@ -370,13 +376,7 @@ func TestOCSPAnswerDuringRevocation(t *testing.T) {
 	eachStore(t, func(t *testing.T, opts InitOptions) {
 		ctx := context.Background()
 		a := newCA(t, opts)
-		b, err := Open(a.Dir(), testPass)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
-		race := &getRaceStore{Store: b.store}
-		b.store = race // before the server starts; it wraps no Watcher, so B reloads only when told
+		b, race := secondHandle(t, a) // before the server starts: B reloads only when told
 		srv, base := startServer(t, b, time.Hour)
 		target, err := a.Issue(IssueRequest{Profile: ProfileClient, CN: "revoked-while-answered"})
 		if err != nil {
@@ -393,7 +393,7 @@ func TestOCSPAnswerDuringRevocation(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		race.during.Store(&during)
+		race.afterGet.Store(&during)
 		if r := ocspQuery(t, base, target.Cert(), b.Issuer(), false); r.Status != ocsp.Good {
 			t.Fatalf("the answer read before the revocation: %d, want good", r.Status)
 		}

@@ -109,7 +109,7 @@ func New(p *pipeline.Pipeline, opts Options) *Engine {
 	if canWaitReadable {
 		var err error
 		if e.poll, err = sharedPoller(); err != nil && err != errNoPoller {
-			e.log.Warn("idle keep-alive connections will wait on goroutines of their own (more memory per idle connection)", "error", err)
+			e.pollFailed(err)
 		}
 	}
 	e.srv = &fasthttp.Server{
@@ -359,12 +359,19 @@ func (e *Engine) park(c *conn) {
 			e.mu.Unlock()
 			return
 		}
-		e.pollWarn.Do(func() {
-			e.log.Warn("idle keep-alive connections wait on goroutines of their own (more memory per idle connection)", "error", err)
-		})
+		e.pollFailed(err)
 	}
 	e.mu.Unlock()
 	go e.wake(c)
+}
+
+// pollFailed says, once per engine, that the poller cannot hold parked
+// connections (it could not start, or an arm failed): they wait on
+// goroutines of their own instead.
+func (e *Engine) pollFailed(err error) {
+	e.pollWarn.Do(func() {
+		e.log.Warn("idle keep-alive connections wait on goroutines of their own (more memory per idle connection)", "error", err)
+	})
 }
 
 // ready is the poller's: c's socket became readable (bytes, the peer's
